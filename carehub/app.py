@@ -1,0 +1,69 @@
+"""The FastAPI application: wires the runtime (store, adapters, delivery) to the webhook, agent and health routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+
+from carehub import health
+from carehub.inbound import endpoints as inbound
+from carehub.limits import BodySizeLimit
+from carehub.outbox.delivery import deliver, sweep
+from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
+from carehub.outbox.embedded import EmbeddedSweeper
+from carehub.problems import install_problem_handlers
+from carehub.runtime import Runtime
+from carehub.settings import Settings, get_settings
+from carehub.tickets import endpoints as tickets
+
+log = logging.getLogger("carehub")
+
+
+async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
+    """Production: enqueue to arq on Redis (workers deliver). Embedded: deliver in this process, sweeper included."""
+    if rt.settings.redis_url is not None:
+        redis = await create_pool(RedisSettings.from_dsn(rt.settings.redis_url))
+        rt.dispatcher = ArqDispatcher(redis, rt.settings.queue_name)
+        return None
+
+    async def run(outbox_id: int) -> object:
+        return await deliver(rt, outbox_id)
+
+    rt.dispatcher = InProcessDispatcher(run)
+    sweeper = EmbeddedSweeper(lambda: sweep(rt), rt.settings.sweep_interval_seconds)
+    sweeper.start()
+    return sweeper
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = Runtime.create(settings)
+        app.state.runtime = rt
+        sweeper = await start_delivery(rt)
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                await sweeper.stop()
+            await rt.aclose()
+
+    app = FastAPI(
+        title="carehub",
+        version="0.1.0",
+        summary="One queue for a city's SMS, email and chat; alerts out.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(inbound.router)
+    app.include_router(tickets.router)
+    app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,211 @@
+"""The `carehub` command: run the hub (dev, serve), workers and migrations, and manage agents and tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from carehub.agents import repository as agents
+from carehub.clock import utcnow
+from carehub.db import create_engine, transaction
+from carehub.migrations import upgrade
+from carehub.models import Role
+from carehub.settings import Settings, get_settings
+
+DEV_AGENT_EMAIL = "admin@localhost"
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _serve(settings: Settings, host: str, port: int, *, workers: int = 1) -> None:
+    uvicorn.run(
+        "carehub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+        access_log=settings.env != "production",
+    )
+
+
+async def _first_agent_token(settings: Settings) -> str | None:
+    """In dev, make sure there is an admin to try the API with; print its token once."""
+    engine = create_engine(settings)
+    try:
+        async with transaction(engine) as tx:
+            if await agents.count_agents(tx.conn):
+                return None
+            now = utcnow()
+            agent_id = await agents.create_agent(
+                tx.conn, email=DEV_AGENT_EMAIL, name="Dev Admin", role=Role.ADMIN, now=now
+            )
+            return await agents.issue_token(tx.conn, agent_id, "dev", now)
+    finally:
+        await engine.dispose()
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    upgrade(settings)
+    token = asyncio.run(_first_agent_token(settings))
+    _print(
+        f"carehub dev: http://{args.host}:{args.port}  (store: {settings.database_url}, delivery: "
+        f"{'in-process' if settings.embedded_delivery else settings.redis_url})"
+    )
+    if token:
+        _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {token}")
+    if not settings.twilio_configured:
+        _print(
+            "SMS: no Twilio credentials, so outgoing texts are printed to this console. Try:\n"
+            f"  carehub simulate-sms --from +19055550123 --body 'Pothole on Kingston Rd' --url "
+            f"http://{args.host}:{args.port}"
+        )
+    _serve(settings, args.host, args.port)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    _serve(get_settings(), args.host, args.port, workers=args.workers)
+
+
+def cmd_worker(_args: argparse.Namespace) -> None:
+    from arq.worker import run_worker
+
+    from workers.settings import worker_settings
+
+    run_worker(worker_settings(get_settings()))
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    settings = get_settings()
+    upgrade(settings)
+    _print("database is at the latest schema")
+
+
+async def _create_agent(settings: Settings, email: str, name: str, role: Role) -> str:
+    engine = create_engine(settings)
+    try:
+        async with transaction(engine) as tx:
+            if await agents.agent_by_email(tx.conn, email) is not None:
+                raise SystemExit(f"an agent with email {email} exists; use create-token to give it a new token")
+            now = utcnow()
+            agent_id = await agents.create_agent(tx.conn, email=email, name=name, role=role, now=now)
+            return await agents.issue_token(tx.conn, agent_id, "cli", now)
+    finally:
+        await engine.dispose()
+
+
+async def _create_token(settings: Settings, email: str, label: str) -> str:
+    engine = create_engine(settings)
+    try:
+        async with transaction(engine) as tx:
+            agent = await agents.agent_by_email(tx.conn, email)
+            if agent is None:
+                raise SystemExit(f"no agent with email {email}")
+            return await agents.issue_token(tx.conn, agent.id, label, utcnow())
+    finally:
+        await engine.dispose()
+
+
+def cmd_create_agent(args: argparse.Namespace) -> None:
+    token = asyncio.run(_create_agent(get_settings(), args.email, args.name, Role(args.role)))
+    _print(f"API token for {args.email} (shown once, store it safely): {token}")
+
+
+def cmd_create_token(args: argparse.Namespace) -> None:
+    token = asyncio.run(_create_token(get_settings(), args.email, args.label))
+    _print(f"API token for {args.email} (shown once, store it safely): {token}")
+
+
+def cmd_simulate_sms(args: argparse.Namespace) -> None:
+    """Send the hub a text exactly as Twilio would: form-encoded and signed with the configured auth token."""
+    import secrets
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from twilio.request_validator import RequestValidator
+
+    settings = get_settings()
+    url = f"{settings.public_url.rstrip('/')}/webhooks/twilio/sms"
+    params = {
+        "MessageSid": "SM" + secrets.token_hex(16),
+        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+        "From": args.from_number,
+        "To": settings.twilio_from_number or "+19055550000",
+        "Body": args.body,
+        "NumMedia": "0",
+    }
+    signature = RequestValidator(settings.twilio_auth_token.get_secret_value()).compute_signature(url, params)
+    target = (args.url.rstrip("/") + "/webhooks/twilio/sms") if args.url else url
+    request = urllib.request.Request(  # noqa: S310 - the operator's own hub URL
+        target,
+        data=urllib.parse.urlencode(params).encode(),
+        method="POST",
+        headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            _print(f"{response.status} {response.read().decode()}")
+    except urllib.error.HTTPError as exc:
+        _print(f"{exc.code} {exc.read().decode()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carehub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, func, help_text, default_host in (
+        (
+            "dev",
+            cmd_dev,
+            "all-in-one for trying it out: SQLite, in-process delivery, migrations applied",
+            "127.0.0.1",
+        ),
+        ("serve", cmd_serve, "the HTTP hub for production (run `carehub migrate` first)", "0.0.0.0"),  # noqa: S104
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--host", default=default_host)
+        p.add_argument("--port", type=int, default=8000)
+        if name == "serve":
+            p.add_argument("--workers", type=int, default=1, help="HTTP processes")
+        p.set_defaults(func=func)
+
+    sub.add_parser("worker", help="an arq delivery worker (needs CAREHUB_REDIS_URL)").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("create-agent", help="create an agent and print an API token for it")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
+    p.set_defaults(func=cmd_create_agent)
+
+    p = sub.add_parser("create-token", help="issue another API token for an agent")
+    p.add_argument("--email", required=True)
+    p.add_argument("--label", default="cli")
+    p.set_defaults(func=cmd_create_token)
+
+    p = sub.add_parser("simulate-sms", help="send the hub a signed SMS webhook, as Twilio would (dev)")
+    p.add_argument("--from", dest="from_number", required=True)
+    p.add_argument("--body", required=True)
+    p.add_argument("--url", help="hub base URL if not CAREHUB_PUBLIC_URL")
+    p.set_defaults(func=cmd_simulate_sms)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)

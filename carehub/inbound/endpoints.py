@@ -1,0 +1,96 @@
+"""Provider webhooks: Twilio inbound SMS and delivery status callbacks. Signature first, then parse, then store."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import ImmutableMultiDict
+
+from carehub.agents.auth import RuntimeDep
+from carehub.clock import utcnow
+from carehub.contacts import repository as contacts
+from carehub.inbound.service import DuplicateMessage, ingest
+from carehub.outbox import repository as outbox
+from carehub.problems import Problem
+from carehub.settings import Settings
+from channels.base import ChannelAdapter, ChannelKind, InboundRequest, Unauthorized
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+log = logging.getLogger("carehub.webhooks")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_FIELDS = 200
+
+
+async def provider_request(request: Request, settings: Settings) -> InboundRequest:
+    """The request as the provider signed it: our public URL (not the one behind a proxy) and the form fields."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise Problem(
+            415,
+            f"Expected application/x-www-form-urlencoded as Twilio sends it, got '{content_type or 'nothing'}'.",
+        )
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, f"The form body could not be read: {exc}.") from exc
+    url = settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return InboundRequest(url=url, headers=request.headers, form=ImmutableMultiDict(pairs))
+
+
+@router.post("/sms", response_class=Response, responses={200: {"content": {"text/xml": {}}}})
+async def inbound_sms(request: Request, rt: RuntimeDep) -> Response:
+    """A resident's text. Answers with empty TwiML once the message is committed (or was already stored)."""
+    adapter = rt.adapters[ChannelKind.SMS]
+    req = await provider_request(request, rt.settings)
+    _check_signature(adapter, req)
+    try:
+        messages = adapter.parse_inbound(req)
+    except ValueError as exc:
+        raise Problem(400, str(exc)) from exc
+    for message in messages:
+        try:
+            async with rt.transaction() as tx:
+                await ingest(tx, message, settings=rt.settings, templates=rt.templates, now=utcnow())
+        except DuplicateMessage:
+            log.info("duplicate inbound sms %s ignored", message.provider_id)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post("/status", status_code=204, response_class=Response)
+async def delivery_status(request: Request, rt: RuntimeDep) -> Response:
+    """Twilio's word on a message we sent. Moves the delivery forward only; late or repeated callbacks are no-ops."""
+    adapter = rt.adapters[ChannelKind.SMS]
+    req = await provider_request(request, rt.settings)
+    _check_signature(adapter, req)
+    try:
+        update = adapter.parse_status(req)
+    except ValueError as exc:
+        raise Problem(400, str(exc)) from exc
+    if update is None or update.status is None:
+        return Response(status_code=204)
+    async with rt.transaction() as tx:
+        now = utcnow()
+        moved = await outbox.apply_status(tx.conn, ChannelKind.SMS, update, now)
+        if moved is not None and update.error_code == "21610":
+            target = await outbox.address_of(tx.conn, moved)
+            if target is not None:
+                await contacts.mark_opted_out(tx.conn, target[0], target[1], now)
+    return Response(status_code=204)
+
+
+def _check_signature(adapter: ChannelAdapter, req: InboundRequest) -> None:
+    try:
+        adapter.verify(req)
+    except Unauthorized as exc:
+        raise Problem(
+            403,
+            "The X-Twilio-Signature header does not match this request. Check that "
+            "CAREHUB_PUBLIC_URL is exactly the URL Twilio calls and that CAREHUB_TWILIO_AUTH_TOKEN "
+            "is the account's auth token.",
+        ) from exc

@@ -1,0 +1,84 @@
+"""Request body size limits, enforced before a handler reads the body (pure ASGI, so it costs nothing per request)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from carehub.problems import PROBLEM_JSON, problem_body
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Answer 413 problem+json for bodies over the limit, whether declared by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = sorted((limits or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._reject(send, 400, "Content-Length is not a number.", scope["path"])
+                    return
+                if declared > limit:
+                    await self._reject(
+                        send, 413, f"The body is {declared} bytes; the limit here is {limit}.", scope["path"]
+                    )
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._reject(send, 413, f"The body is over the limit here of {limit} bytes.", scope["path"])
+
+    @staticmethod
+    async def _reject(send: Send, status: int, detail: str, path: str) -> None:
+        body = json.dumps(problem_body(status, detail, instance=path)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,238 @@
+"""Every table and API shape, in one place: SQLModel tables plus the Public/Create variants the API exposes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from carehub.clock import utcnow
+from carehub.db import UTCDateTime
+from channels.base import ChannelKind as Channel
+from channels.base import DeliveryStatus
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+# A resident's new message joins a ticket in one of these states rather than opening another.
+ACTIVE_TICKET_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    COMMUNICATIONS = "communications"
+    ADMIN = "admin"
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
+
+
+def _str(length: int, **kw: Any) -> Any:
+    return Field(sa_type=String(length), **kw)
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str | None = _str(200, default=None)
+    language: str = _str(8, default="en")
+    created_at: datetime = _ts()
+
+
+class ContactAddress(SQLModel, table=True):
+    """One way to reach a contact: an E.164 number, an email address, a chat session."""
+
+    __tablename__ = "contact_addresses"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_contact_address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    channel: Channel = _str(8)
+    address: str = _str(320)
+    opted_out_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agents"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = _str(320, unique=True)
+    name: str = _str(200)
+    role: Role = _str(16, default=Role.AGENT)
+    is_active: bool = True
+    created_at: datetime = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token, stored only as its SHA-256 (tokens are 256-bit random, so no slow hash is needed)."""
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agents.id", index=True)
+    token_hash: str = _str(64, unique=True)
+    label: str = _str(100, default="")
+    created_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_created", "status", "created_at"),
+        Index("ix_tickets_contact_status", "contact_id", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id")
+    address_id: int = Field(foreign_key="contact_addresses.id", index=True)  # where replies go
+    channel: Channel = _str(8)
+    status: TicketStatus = _str(16, default=TicketStatus.NEW)
+    priority: Priority = _str(16, default=Priority.NORMAL)
+    team: str | None = _str(64, default=None)
+    assignee_id: int | None = Field(default=None, foreign_key="agents.id", index=True)
+    subject: str | None = _str(300, default=None)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    last_inbound_at: datetime | None = _ts(nullable=True)
+    first_response_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+
+
+class Message(SQLModel, table=True):
+    """One message on a ticket, either way. provider_id (Twilio MessageSid, email Message-ID) dedupes inbound."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id", name="uq_message_provider_id"),
+        UniqueConstraint("author_agent_id", "idempotency_key", name="uq_message_idempotency"),
+        Index("ix_messages_ticket_created", "ticket_id", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id")
+    direction: Direction = _str(3)
+    channel: Channel = _str(8)
+    body: str = Field(sa_type=Text)
+    author_agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    provider_id: str | None = _str(255, default=None)
+    idempotency_key: str | None = _str(128, default=None)
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _ts()
+
+
+class Outbox(SQLModel, table=True):
+    """A delivery to make: written in the same transaction as its cause, sent by a worker, status moving forward."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        UniqueConstraint("channel", "provider_id", name="uq_outbox_provider_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="messages.id", index=True)
+    channel: Channel = _str(8)
+    to_address: str = _str(320)
+    status: DeliveryStatus = _str(16, default=DeliveryStatus.QUEUED)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    lease_until: datetime | None = _ts(nullable=True)
+    provider_id: str | None = _str(255, default=None)
+    error_code: str | None = _str(32, default=None)
+    last_error: str | None = _str(1000, default=None)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record, including reads: the municipal privacy audit trail."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    actor: str = _str(64)
+    action: str = _str(32)
+    entity_type: str = _str(32)
+    entity_id: int
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+# ---- API shapes -------------------------------------------------------------------------------------------
+
+
+class DeliveryPublic(SQLModel):
+    status: DeliveryStatus
+    attempts: int
+    error_code: str | None
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+class MessagePublic(SQLModel):
+    id: int
+    direction: Direction
+    channel: Channel
+    body: str
+    author_agent_id: int | None
+    created_at: datetime
+    delivery: DeliveryPublic | None = None
+
+
+class TicketSummary(SQLModel):
+    id: int
+    reference: str
+    status: TicketStatus
+    priority: Priority
+    channel: Channel
+    team: str | None
+    assignee_id: int | None
+    subject: str | None
+    contact_id: int
+    created_at: datetime
+    updated_at: datetime
+    last_inbound_at: datetime | None
+
+
+class TicketDetail(TicketSummary):
+    contact_addresses: list[str]
+    messages: list[MessagePublic]
+
+
+class TicketPage(SQLModel):
+    items: list[TicketSummary]
+    next_cursor: str | None
+
+
+class ReplyCreate(SQLModel):
+    body: str = Field(min_length=1, max_length=1600)
+
+
+class TicketUpdate(SQLModel):
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    assignee_id: int | None = None

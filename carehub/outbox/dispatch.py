@@ -1,0 +1,113 @@
+"""Two ways of feeding the one delivery path: arq jobs on Redis (production) or an in-process runner (embedded).
+
+Both only ever carry outbox ids. Enqueue failures are logged, not raised: the row is committed, and the sweeper
+finds it again, so a Redis outage delays delivery but loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from arq.connections import ArqRedis
+
+from carehub.clock import utcnow
+
+log = logging.getLogger("carehub.outbox")
+SEND_JOB = "send_message"
+
+
+@dataclass(frozen=True)
+class Job:
+    outbox_id: int
+    attempts: int = 0
+    not_before: datetime | None = None
+
+    @property
+    def job_id(self) -> str:
+        # One id per attempt: arq drops a second enqueue of a job that is still waiting, so the sweeper and the
+        # after-commit hook cannot double-queue the same attempt.
+        return f"outbox:{self.outbox_id}:{self.attempts}"
+
+
+class Dispatcher(Protocol):
+    async def enqueue(self, jobs: Sequence[Job]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ArqDispatcher:
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    async def enqueue(self, jobs: Sequence[Job]) -> None:
+        try:
+            await asyncio.gather(
+                *(
+                    self.redis.enqueue_job(
+                        SEND_JOB,
+                        job.outbox_id,
+                        _job_id=job.job_id,
+                        _queue_name=self.queue_name,
+                        _defer_until=job.not_before,
+                    )
+                    for job in jobs
+                )
+            )
+        except Exception:
+            log.warning("could not enqueue %d deliveries; the sweeper will pick them up", len(jobs), exc_info=True)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+RunJob = Callable[[int], Awaitable[object]]
+
+
+class InProcessDispatcher:
+    """Runs delivery jobs in this process: a queue, a few consumer tasks, timers for deferred retries."""
+
+    def __init__(self, run: RunJob, *, concurrency: int = 4) -> None:
+        self._run = run
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._pending: set[int] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks = [asyncio.create_task(self._consume(), name=f"carehub-delivery-{i}") for i in range(concurrency)]
+
+    async def enqueue(self, jobs: Sequence[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        now = utcnow()
+        for job in jobs:
+            if job.not_before is not None and job.not_before > now:
+                delay = (job.not_before - now).total_seconds()
+                handle = loop.call_later(delay, self._put, job.outbox_id)
+                self._timers.add(handle)
+            else:
+                self._put(job.outbox_id)
+
+    def _put(self, outbox_id: int) -> None:
+        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
+        if outbox_id not in self._pending:
+            self._pending.add(outbox_id)
+            self._queue.put_nowait(outbox_id)
+
+    async def _consume(self) -> None:
+        while True:
+            outbox_id = await self._queue.get()
+            self._pending.discard(outbox_id)
+            try:
+                await self._run(outbox_id)
+            except Exception:
+                log.exception("delivery of outbox row %d failed unexpectedly; the sweeper will retry", outbox_id)
+
+    async def aclose(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

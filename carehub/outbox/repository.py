@@ -1,0 +1,206 @@
+"""Outbox queries. Every status change is one conditional UPDATE, so racing workers and callbacks cannot go back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from carehub.models import Message, Outbox
+from channels.base import ChannelKind, DeliveryStatus, StatusUpdate
+
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+MESSAGES = Message.__table__  # type: ignore[attr-defined]
+
+_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+}
+
+
+def statuses_below(status: DeliveryStatus) -> list[str]:
+    """The statuses a row may move to `status` from: strictly lower rank, so final states never change."""
+    return [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    channel: ChannelKind
+    to_address: str
+    attempts: int
+    body: str
+
+
+async def stage(conn: AsyncConnection, *, message_id: int, channel: ChannelKind, to_address: str, now: datetime) -> int:
+    result = await conn.execute(
+        insert(OUTBOX)
+        .values(
+            message_id=message_id,
+            channel=channel.value,
+            to_address=to_address,
+            status=DeliveryStatus.QUEUED.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(OUTBOX.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def claim(conn: AsyncConnection, outbox_id: int, now: datetime, lease: timedelta) -> ClaimedDelivery | None:
+    """Take a row for sending if it is due and nobody holds a live lease on it."""
+    result = await conn.execute(
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.id == outbox_id,
+            or_(
+                and_(OUTBOX.c.status == DeliveryStatus.QUEUED.value, OUTBOX.c.next_attempt_at <= now),
+                and_(OUTBOX.c.status == DeliveryStatus.SENDING.value, OUTBOX.c.lease_until < now),
+            ),
+        )
+        .values(
+            status=DeliveryStatus.SENDING.value,
+            lease_until=now + lease,
+            attempts=OUTBOX.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.to_address, OUTBOX.c.attempts, OUTBOX.c.message_id)
+    )
+    row = result.one_or_none()
+    if row is None:
+        return None
+    body = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.id == row.message_id))).scalar_one()
+    return ClaimedDelivery(
+        id=row.id,
+        channel=ChannelKind(row.channel),
+        to_address=row.to_address,
+        attempts=row.attempts,
+        body=body,
+    )
+
+
+async def mark_sent(conn: AsyncConnection, outbox_id: int, provider_id: str, now: datetime) -> None:
+    # A status callback may have overtaken us (delivered before we committed "sent"): keep its status.
+    await conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == outbox_id)
+        .values(
+            status=case(
+                (OUTBOX.c.status == DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value),
+                else_=OUTBOX.c.status,
+            ),
+            provider_id=func.coalesce(OUTBOX.c.provider_id, provider_id),
+            sent_at=func.coalesce(OUTBOX.c.sent_at, now),
+            lease_until=None,
+            error_code=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+
+
+async def mark_retry(
+    conn: AsyncConnection, outbox_id: int, *, at: datetime, code: str | None, error: str, now: datetime
+) -> bool:
+    result = await conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
+        .values(
+            status=DeliveryStatus.QUEUED.value,
+            next_attempt_at=at,
+            lease_until=None,
+            error_code=code,
+            last_error=error[:1000],
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def mark_failed(conn: AsyncConnection, outbox_id: int, *, code: str | None, error: str, now: datetime) -> bool:
+    result = await conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
+        .values(
+            status=DeliveryStatus.FAILED.value,
+            lease_until=None,
+            error_code=code,
+            last_error=error[:1000],
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def hold(conn: AsyncConnection, outbox_id: int, *, until: datetime, error: str, now: datetime) -> None:
+    """Keep the row 'sending' with a long lease: a status callback will settle it, or the sweeper retries later."""
+    await conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
+        .values(lease_until=until, last_error=error[:1000], updated_at=now)
+    )
+
+
+async def apply_status(conn: AsyncConnection, channel: ChannelKind, update_: StatusUpdate, now: datetime) -> int | None:
+    """Move a delivery forward to the provider's status; returns the row id, or None if nothing moved."""
+    status = update_.status
+    if status is None:
+        return None
+    if update_.outbox_id is not None:
+        target = and_(
+            OUTBOX.c.id == update_.outbox_id,
+            OUTBOX.c.channel == channel.value,
+            or_(OUTBOX.c.provider_id.is_(None), OUTBOX.c.provider_id == update_.provider_id),
+        )
+    else:
+        target = and_(OUTBOX.c.channel == channel.value, OUTBOX.c.provider_id == update_.provider_id)
+    values: dict[str, object] = {
+        "status": status.value,
+        "provider_id": update_.provider_id,
+        "lease_until": None,
+        "updated_at": now,
+        "sent_at": func.coalesce(OUTBOX.c.sent_at, now),
+    }
+    if update_.error_code:
+        values["error_code"] = update_.error_code[:32]
+        values["last_error"] = (update_.error_message or f"provider error {update_.error_code}")[:1000]
+    result = await conn.execute(
+        update(OUTBOX)
+        .where(target, OUTBOX.c.status.in_(statuses_below(status)))
+        .values(**values)
+        .returning(OUTBOX.c.id)
+    )
+    found = result.scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+async def address_of(conn: AsyncConnection, outbox_id: int) -> tuple[ChannelKind, str] | None:
+    row = (
+        await conn.execute(select(OUTBOX.c.channel, OUTBOX.c.to_address).where(OUTBOX.c.id == outbox_id))
+    ).one_or_none()
+    return None if row is None else (ChannelKind(row.channel), row.to_address)
+
+
+async def due_for_sweep(conn: AsyncConnection, now: datetime, grace: timedelta, limit: int) -> list[tuple[int, int]]:
+    """Rows whose job should have run by now: queued past their time, or sending with a dead lease."""
+    rows = await conn.execute(
+        select(OUTBOX.c.id, OUTBOX.c.attempts)
+        .where(
+            or_(
+                and_(OUTBOX.c.status == DeliveryStatus.QUEUED.value, OUTBOX.c.next_attempt_at <= now - grace),
+                and_(OUTBOX.c.status == DeliveryStatus.SENDING.value, OUTBOX.c.lease_until < now),
+            )
+        )
+        .order_by(OUTBOX.c.id)
+        .limit(limit)
+    )
+    return [(int(r.id), int(r.attempts)) for r in rows]

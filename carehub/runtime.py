@@ -1,0 +1,53 @@
+"""What a running hub or worker process holds: settings, database engine, channel adapters, templates, dispatcher."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carehub.db import Tx, create_engine, transaction
+from carehub.messaging.templates import MessageTemplates, default_templates_dir
+from carehub.outbox.dispatch import Dispatcher, Job
+from carehub.settings import Settings
+from channels.base import ChannelAdapter, ChannelKind
+from channels.registry import build_adapters
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    adapters: dict[ChannelKind, ChannelAdapter]
+    templates: MessageTemplates
+    dispatcher: Dispatcher | None = field(default=None)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        return cls(
+            settings=settings,
+            engine=create_engine(settings),
+            adapters=build_adapters(settings),
+            templates=MessageTemplates(settings.templates_dir or default_templates_dir()),
+        )
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction whose staged outbox rows are enqueued once it commits."""
+        return transaction(self.engine, self._enqueue_staged)
+
+    async def _enqueue_staged(self, outbox_ids: list[int]) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.enqueue([Job(i) for i in outbox_ids])
+
+    def status_callback_url(self, channel: ChannelKind, outbox_id: int) -> str | None:
+        if channel is ChannelKind.SMS:
+            return f"{self.settings.public_url.rstrip('/')}/webhooks/twilio/status?d={outbox_id}"
+        return None
+
+    async def aclose(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.aclose()
+        for adapter in self.adapters.values():
+            await adapter.aclose()
+        await self.engine.dispose()

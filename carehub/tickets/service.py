@@ -1,0 +1,208 @@
+"""Ticket rules for agents: read with history, reply on the resident's channel, claim, change status.
+Runs inside the caller's transaction; never commits. Every read and change is audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from carehub import audit
+from carehub.agents import repository as agents
+from carehub.agents.auth import CurrentAgent
+from carehub.contacts import repository as contacts
+from carehub.db import AnyRow, Tx
+from carehub.models import (
+    DeliveryPublic,
+    MessagePublic,
+    TicketDetail,
+    TicketStatus,
+    TicketSummary,
+    TicketUpdate,
+)
+from carehub.outbox import repository as outbox
+from carehub.problems import Problem
+from carehub.settings import Settings
+from carehub.tickets import repository as tickets
+from carehub.tickets.reference import format_reference, parse_reference
+from channels.base import ChannelKind
+
+# Twilio refuses SMS bodies over 1,600 characters.
+MAX_REPLY_CHARS = {ChannelKind.SMS: 1600}
+
+
+def ticket_id_from(settings: Settings, ref: str) -> int:
+    ticket_id = parse_reference(settings.ticket_prefix, ref)
+    if ticket_id is None:
+        raise Problem(404, f"'{ref}' is not a ticket reference (expected e.g. {settings.ticket_prefix}-000123).")
+    return ticket_id
+
+
+async def load(conn: AsyncConnection, settings: Settings, ticket_id: int) -> AnyRow:
+    row = await tickets.get_ticket(conn, ticket_id)
+    if row is None:
+        raise Problem(404, f"There is no ticket {format_reference(settings.ticket_prefix, ticket_id)}.")
+    return row
+
+
+def summary(settings: Settings, row: AnyRow) -> TicketSummary:
+    return TicketSummary(
+        id=row.id,
+        reference=format_reference(settings.ticket_prefix, row.id),
+        status=row.status,
+        priority=row.priority,
+        channel=row.channel,
+        team=row.team,
+        assignee_id=row.assignee_id,
+        subject=row.subject,
+        contact_id=row.contact_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_inbound_at=row.last_inbound_at,
+    )
+
+
+async def detail(
+    conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent, now: datetime
+) -> TicketDetail:
+    row = await load(conn, settings, ticket_id)
+    messages = [
+        MessagePublic(
+            id=m.id,
+            direction=m.direction,
+            channel=m.channel,
+            body=m.body,
+            author_agent_id=m.author_agent_id,
+            created_at=m.created_at,
+            delivery=None
+            if m.delivery_status is None
+            else DeliveryPublic(
+                status=m.delivery_status,
+                attempts=m.attempts,
+                error_code=m.error_code,
+                last_error=m.last_error,
+                sent_at=m.sent_at,
+                updated_at=m.updated_at,
+            ),
+        )
+        for m in await tickets.messages_with_delivery(conn, ticket_id)
+    ]
+    addresses = await contacts.addresses_of(conn, row.contact_id)
+    await audit.record(
+        conn,
+        actor=audit.agent_actor(agent.id),
+        action="read",
+        entity_type="ticket",
+        entity_id=ticket_id,
+        now=now,
+    )
+    return TicketDetail(**summary(settings, row).model_dump(), contact_addresses=addresses, messages=messages)
+
+
+async def reply(
+    tx: Tx,
+    settings: Settings,
+    ticket_id: int,
+    agent: CurrentAgent,
+    body: str,
+    *,
+    idempotency_key: str | None,
+    now: datetime,
+) -> int:
+    """Store the agent's reply and stage its delivery to the resident's address; returns the message id.
+
+    With an idempotency key, a retried request returns the first reply instead of sending a second one (a retry
+    racing the first request fails on the unique key and rolls back, so it still sends once).
+    """
+    conn = tx.conn
+    if idempotency_key is not None:
+        existing = await tickets.message_by_idempotency_key(conn, agent.id, idempotency_key)
+        if existing is not None:
+            return existing
+    row = await load(conn, settings, ticket_id)
+    channel = ChannelKind(row.channel)
+    limit = MAX_REPLY_CHARS.get(channel)
+    if limit is not None and len(body) > limit:
+        raise Problem(422, f"A {channel.value} reply can be at most {limit} characters; this one has {len(body)}.")
+    address = await contacts.address_by_id(conn, row.address_id)
+    if address.opted_out:
+        raise Problem(
+            409,
+            f"The resident has opted out of {channel.value} messages from the city, so this reply "
+            "cannot be delivered there. Reach them on another channel they have used.",
+        )
+    message_id = await tickets.add_outbound_message(
+        conn,
+        ticket_id=ticket_id,
+        channel=channel,
+        body=body,
+        author_agent_id=agent.id,
+        now=now,
+        idempotency_key=idempotency_key,
+    )
+    outbox_id = await outbox.stage(conn, message_id=message_id, channel=channel, to_address=address.address, now=now)
+    tx.staged_outbox.append(outbox_id)
+    await tickets.note_reply(conn, ticket_id, now)
+    await audit.record(
+        conn,
+        actor=audit.agent_actor(agent.id),
+        action="reply",
+        entity_type="ticket",
+        entity_id=ticket_id,
+        now=now,
+        detail={"message_id": message_id},
+    )
+    return message_id
+
+
+async def change(
+    conn: AsyncConnection,
+    settings: Settings,
+    ticket_id: int,
+    agent: CurrentAgent,
+    changes: TicketUpdate,
+    now: datetime,
+) -> None:
+    row = await load(conn, settings, ticket_id)
+    values: dict[str, Any] = changes.model_dump(exclude_unset=True)
+    if not values:
+        raise Problem(422, "Nothing to change: send one or more of status, priority, assignee_id.")
+    if values.get("assignee_id") is not None:
+        assignee = await agents.agent_by_id(conn, values["assignee_id"])
+        if assignee is None or not assignee.is_active:
+            raise Problem(422, f"There is no active agent with id {values['assignee_id']}.")
+    if "status" in values and values["status"] != row.status:
+        status = TicketStatus(values["status"])
+        values["resolved_at"] = now if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) else None
+    values["updated_at"] = now
+    await tickets.update_ticket(conn, ticket_id, values)
+    await audit.record(
+        conn,
+        actor=audit.agent_actor(agent.id),
+        action="update",
+        entity_type="ticket",
+        entity_id=ticket_id,
+        now=now,
+        detail=changes.model_dump(exclude_unset=True, mode="json"),
+    )
+
+
+async def claim(conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent, now: datetime) -> None:
+    row = await load(conn, settings, ticket_id)
+    if row.assignee_id == agent.id:
+        return
+    if not await tickets.claim_ticket(conn, ticket_id, agent.id, now):
+        raise Problem(
+            409,
+            f"{format_reference(settings.ticket_prefix, ticket_id)} is already assigned to agent "
+            f"{row.assignee_id}; ask a supervisor to reassign it.",
+        )
+    await audit.record(
+        conn,
+        actor=audit.agent_actor(agent.id),
+        action="claim",
+        entity_type="ticket",
+        entity_id=ticket_id,
+        now=now,
+    )

@@ -1,0 +1,120 @@
+"""The contract every channel adapter keeps: the envelopes in and out, and how a send can fail.
+
+Adapters verify and parse provider requests and send messages; they hold no database access (the hub owns state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from starlette.datastructures import ImmutableMultiDict
+
+
+class ChannelKind(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    CHAT = "chat"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+
+FINAL_DELIVERY_STATUSES = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A provider's HTTP request as it reached us: the public URL it was sent to, headers, parsed form."""
+
+    url: str
+    headers: Mapping[str, str]
+    form: ImmutableMultiDict[str, str]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: ChannelKind
+    provider_id: str
+    from_address: str
+    to_address: str
+    body: str
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's word on one delivery. outbox_id is ours, echoed back by the callback URL we gave."""
+
+    provider_id: str
+    status: DeliveryStatus | None  # None: an interim provider state that moves nothing
+    outbox_id: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundEnvelope:
+    outbox_id: int
+    channel: ChannelKind
+    to: str
+    body: str
+    status_callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+
+
+class Unauthorized(Exception):
+    """The request does not prove it came from the provider."""
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientSendError(SendError):
+    """Not sent; trying again later may work (rate limit, provider 5xx, connection refused)."""
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """Not sent, and sending the same again will not work (invalid number, recipient opted out)."""
+
+    def __init__(self, message: str, *, code: str | None = None, opted_out: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.opted_out = opted_out
+
+
+class AmbiguousSendError(SendError):
+    """The request may have reached the provider (e.g. a read timeout): a blind retry could send twice."""
+
+
+class ChannelAdapter(Protocol):
+    kind: ClassVar[ChannelKind]
+
+    def verify(self, req: InboundRequest) -> None: ...
+
+    def parse_inbound(self, req: InboundRequest) -> list[InboundMessage]: ...
+
+    def parse_status(self, req: InboundRequest) -> StatusUpdate | None: ...
+
+    async def send(self, env: OutboundEnvelope) -> SendResult: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Tests for channels/: the adapters that verify, parse and send each channel's provider traffic."""

@@ -1,0 +1,1 @@
+"""Tests of the container and deployment files: Dockerfile, compose.yaml, .env.example."""

@@ -1,0 +1,57 @@
+"""arq worker settings for `carehub worker`: the delivery job and the sweeper cron.
+
+Read from the same CAREHUB_* settings as the hub; scale out by running more worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron, func
+from arq.connections import RedisSettings
+
+from carehub.outbox.dispatch import SEND_JOB, ArqDispatcher
+from carehub.runtime import Runtime
+from carehub.settings import Settings
+from workers.send_message import send_message
+from workers.sweeper import sweep_outbox
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    if settings.redis_url is None:
+        raise SystemExit("carehub worker needs CAREHUB_REDIS_URL; without it `carehub dev` delivers in-process.")
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        runtime = Runtime.create(settings)
+        runtime.dispatcher = ArqDispatcher(ctx["redis"], settings.queue_name)
+        ctx["runtime"] = runtime
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        runtime: Runtime | None = ctx.get("runtime")
+        if runtime is not None:
+            runtime.dispatcher = None  # arq owns and closes the Redis pool
+            await runtime.aclose()
+
+    interval = settings.sweep_interval_seconds
+    return {
+        "functions": [func(send_message, name=SEND_JOB, keep_result=0)],
+        "cron_jobs": [
+            cron(
+                sweep_outbox,
+                second=set(range(0, 60, interval)),
+                run_at_startup=True,
+                unique=True,
+                keep_result=0,
+            )
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "max_jobs": settings.worker_max_jobs,
+        # Poll often: the default 0.5 s caps a worker at max_jobs per half second for short jobs.
+        "poll_delay": 0.05,
+        "job_timeout": settings.delivery_lease_seconds,
+        "keep_result": 0,
+        "handle_signals": True,
+    }

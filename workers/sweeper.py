@@ -1,0 +1,13 @@
+"""arq cron job: re-enqueue deliveries whose job was lost (Redis flushed or restarted, a worker killed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carehub.outbox.delivery import sweep
+from carehub.runtime import Runtime
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    runtime: Runtime = ctx["runtime"]
+    return await sweep(runtime)
