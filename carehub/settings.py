@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    max_reply_chars: int = Field(default=1600, ge=1)
 
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_backoff_seconds: float = Field(default=5.0, gt=0)

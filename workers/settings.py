@@ -53,5 +53,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "poll_delay": 0.05,
         "job_timeout": settings.delivery_lease_seconds,
         "keep_result": 0,
+        # On SIGTERM (deploys), let sends in flight finish and record their outcome instead of cancelling them
+        # between the provider's accept and our commit, which would resend after the lease expires.
+        "job_completion_wait": int(settings.twilio_timeout_seconds) + 5,
         "handle_signals": True,
     }

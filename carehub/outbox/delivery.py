@@ -6,6 +6,7 @@ the claim is a conditional UPDATE, so a second run finds nothing due and sends n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from datetime import timedelta
@@ -89,9 +90,14 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
         log.exception("outbox %d: unexpected error while sending", claimed.id)
         return await _hold(rt, claimed.id, f"unexpected error while sending: {exc!r}")
 
-    async with rt.transaction() as tx:
-        await outbox.mark_sent(tx.conn, claimed.id, result.provider_id, utcnow())
+    # The provider has it now: finish recording that even if this job is being cancelled.
+    await asyncio.shield(_record_sent(rt, claimed.id, result.provider_id))
     return Outcome.SENT
+
+
+async def _record_sent(rt: Runtime, outbox_id: int, provider_id: str) -> None:
+    async with rt.transaction() as tx:
+        await outbox.mark_sent(tx.conn, outbox_id, provider_id, utcnow())
 
 
 async def _retry_or_fail(rt: Runtime, outbox_id: int, attempts: int, exc: TransientSendError) -> Outcome:

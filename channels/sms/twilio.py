@@ -80,9 +80,7 @@ _MAYBE_SENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 # The last response's headers, per task: twilio's exceptions drop them, and Retry-After lives there.
-_last_response_headers: ContextVar[Mapping[str, str] | None] = ContextVar(
-    "twilio_response_headers", default=None
-)
+_last_response_headers: ContextVar[Mapping[str, str] | None] = ContextVar("twilio_response_headers", default=None)
 
 
 class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
@@ -147,9 +145,7 @@ class TwilioWebhooks:
         # JSON-bodied webhooks are signed over the URL only, with bodySHA256 standing in for the body; without
         # the raw body we cannot check that hash, and accepting would let any body ride on a signed URL.
         if "bodySHA256" in parse_qs(urlsplit(req.url).query):
-            raise Unauthorized(
-                "bodySHA256-signed (JSON) webhooks are not accepted: the body cannot be checked"
-            )
+            raise Unauthorized("bodySHA256-signed (JSON) webhooks are not accepted: the body cannot be checked")
         if not self._validator.validate(req.url, req.form, signature):
             raise Unauthorized("X-Twilio-Signature does not match this request")
 
@@ -261,9 +257,7 @@ class TwilioSmsAdapter(TwilioWebhooks):
         await self._http.close()
 
 
-def _rest_error(
-    exc: TwilioRestException | TwilioServiceException, headers: Mapping[str, str] | None
-) -> SendError:
+def _rest_error(exc: TwilioRestException | TwilioServiceException, headers: Mapping[str, str] | None) -> SendError:
     status = int(exc.status)
     code = exc.code
     if isinstance(exc, TwilioServiceException):

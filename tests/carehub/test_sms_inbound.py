@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from carehub.models import Message, Ticket
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support.identities import ACCOUNT_SID, CITY_NUMBER
+from tests.support.store_queries import count_rows
 from tests.support.twilio import SMS_PATH, post_signed, sms_params, text_hub
 
 RESIDENT = "+19055550123"
@@ -21,8 +20,7 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
 async def count(hub: Hub, model: Any) -> int:
-    async with hub.runtime.engine.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(model.__table__))).scalar_one())
+    return await count_rows(hub.runtime.engine, model)
 
 
 async def test_signed_sms_opens_ticket_and_acknowledges_with_reference(hub: Hub, fake_twilio: FakeTwilioApi) -> None:

@@ -227,9 +227,7 @@ def test_database_url_carries_the_required_postgres_password() -> None:
 
 
 def test_env_example_documents_every_variable_compose_reads() -> None:
-    compose_lines = [
-        line for line in COMPOSE_FILE.read_text().splitlines() if not line.lstrip().startswith("#")
-    ]
+    compose_lines = [line for line in COMPOSE_FILE.read_text().splitlines() if not line.lstrip().startswith("#")]
     read_by_compose = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", "\n".join(compose_lines)))
     env_example = (ROOT / ".env.example").read_text()
     # Commented-out assignments count: they document variables compose sets itself or optional ones.

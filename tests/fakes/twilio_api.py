@@ -77,9 +77,7 @@ def error(status: int, code: int, message: str) -> Behaviour:
 
 def rate_limited(retry_after: float | None = None) -> Behaviour:
     headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-    return Behaviour(
-        BehaviourKind.ERROR, status=429, code=20429, message="Too Many Requests", headers=headers
-    )
+    return Behaviour(BehaviourKind.ERROR, status=429, code=20429, message="Too Many Requests", headers=headers)
 
 
 def server_error(status: int = 500) -> Behaviour:
@@ -265,9 +263,7 @@ def _twilio_error_body(status: int, code: int, message: str) -> dict[str, object
     }
 
 
-def _error_response(
-    status: int, code: int, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def _error_response(status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response(_twilio_error_body(status, code, message), status=status, headers=headers)
 
 
@@ -321,6 +317,7 @@ class FakeTwilioApi:
         self.requests: list[RecordedRequest] = []
         self.accepted: list[AcceptedMessage] = []
         self.violations: list[str] = []
+        self.held = 0  # requests being held by hang() right now
         # None: webhooks go out over real HTTP (aiohttp); set it to reach an app served in-process.
         self.webhook_sender = webhook_sender
         self._spec = load_create_message_spec(spec_path)
@@ -381,6 +378,8 @@ class FakeTwilioApi:
     def release_hung(self) -> None:
         """Let every held request finish (with a 503: a hung request is never accepted)."""
         self._release.set()
+        # Held handlers wait on the event just set; later hang() behaviours wait on a fresh one.
+        self._release = asyncio.Event()
 
     # A bounded wait is what these are for; asyncio.timeout does the bounding inside.
     async def wait_for(self, n_accepted: int, timeout: float = 5.0) -> list[AcceptedMessage]:  # noqa: ASYNC109
@@ -421,9 +420,7 @@ class FakeTwilioApi:
         path_sid = request.match_info["AccountSid"]
         if not self._authorized(request, path_sid):
             await self._record(record("unauthorized", authorized=False))
-            return _error_response(
-                401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'}
-            )
+            return _error_response(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
 
         problems = self._request_problems(request, path_sid, text_form)
         if problems:
@@ -435,12 +432,14 @@ class FakeTwilioApi:
         behaviour = self._behaviours.popleft() if self._behaviours else accept()
         if behaviour.kind is BehaviourKind.ERROR:
             await self._record(record(f"error {behaviour.status}/{behaviour.code}"))
-            return _error_response(
-                behaviour.status, behaviour.code or 0, behaviour.message, behaviour.headers
-            )
+            return _error_response(behaviour.status, behaviour.code or 0, behaviour.message, behaviour.headers)
         if behaviour.kind is BehaviourKind.HANG:
-            await self._record(record("hang"))
-            await self._release.wait()
+            self.held += 1
+            try:
+                await self._record(record("hang"))
+                await self._release.wait()
+            finally:
+                self.held -= 1
             return _error_response(503, 20503, "Service Unavailable")
 
         message = self._message_from(path_sid, text_form)
@@ -456,10 +455,8 @@ class FakeTwilioApi:
             auth = aiohttp.BasicAuth.decode(header)
         except ValueError:
             return False
-        return (auth.login, auth.password) == (
-            self.account_sid,
-            self.auth_token,
-        ) and path_sid == self.account_sid
+        credentials_match = (auth.login, auth.password) == (self.account_sid, self.auth_token)
+        return credentials_match and path_sid == self.account_sid
 
     def _request_problems(
         self, request: web.Request, path_sid: str, form: MultiDictProxy[str]
@@ -558,9 +555,7 @@ class FakeTwilioApi:
 
     def sign(self, url: str, fields: Sequence[tuple[str, str]], *, message_sid: str) -> SignedWebhook:
         """Attach the X-Twilio-Signature that Twilio would compute with our auth token."""
-        signature = RequestValidator(self.auth_token).compute_signature(
-            url, MultiDictProxy(MultiDict(fields))
-        )
+        signature = RequestValidator(self.auth_token).compute_signature(url, MultiDictProxy(MultiDict(fields)))
         headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
         return SignedWebhook(url=url, fields=tuple(fields), headers=headers, message_sid=message_sid)
 

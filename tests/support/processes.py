@@ -1,0 +1,50 @@
+"""Real `carehub` processes for tests that must kill one: environment from Settings, start, SIGKILL, clean up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from carehub.settings import Settings
+
+CAREHUB_BIN = Path(sys.executable).parent / "carehub"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CAREHUB_* variables that reproduce these settings in another process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"CAREHUB_{name.upper()}"] = str(value)
+    return env
+
+
+@contextmanager
+def carehub_process(settings: Settings, *args: str, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `carehub <args>` with these settings (cwd outside the repo so no .env file is read)."""
+    proc = subprocess.Popen(  # noqa: S603 - our own entry point with fixed arguments
+        [str(CAREHUB_BIN), *args], env=settings_env(settings), cwd=cwd, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        kill(proc)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group: no shutdown hook runs, as when a machine dies."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
