@@ -80,11 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _serve(get_settings(), args.host, args.port, workers=args.workers)
 
 
-def cmd_worker(_args: argparse.Namespace) -> None:
-    from arq.worker import run_worker
+def cmd_worker(args: argparse.Namespace) -> None:
+    from arq.worker import check_health, run_worker
 
     from workers.settings import worker_settings
 
+    if args.check:
+        sys.exit(check_health(worker_settings(get_settings())))
     run_worker(worker_settings(get_settings()))
 
 
@@ -183,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, default=1, help="HTTP processes")
         p.set_defaults(func=func)
 
-    sub.add_parser("worker", help="an arq delivery worker (needs CAREHUB_REDIS_URL)").set_defaults(func=cmd_worker)
+    p = sub.add_parser("worker", help="an arq delivery worker (needs CAREHUB_REDIS_URL)")
+    p.add_argument("--check", action="store_true", help="exit 0 if a worker of this queue is alive (healthcheck)")
+    p.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("create-agent", help="create an agent and print an API token for it")

@@ -57,4 +57,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # between the provider's accept and our commit, which would resend after the lease expires.
         "job_completion_wait": int(settings.twilio_timeout_seconds) + 5,
         "handle_signals": True,
+        # The key `carehub worker --check` reads expires this soon after a worker stops refreshing it.
+        "health_check_interval": 15,
     }

@@ -88,10 +88,10 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
     "no timeout at all"), it builds aiohttp.BasicAuth (deprecated: warns on every request), and it opens its
     ClientSession in __init__, outside any event loop. Also keeps each response's headers for Retry-After."""
 
+    session: aiohttp.ClientSession | None
+
     def __init__(self, timeout: float) -> None:
         super().__init__(pool_connections=False, timeout=timeout)
-
-    session: aiohttp.ClientSession | None
 
     async def request(
         self,

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 from carehub.clock import utcnow
 from carehub.db import AnyRow
 from carehub.outbox import repository as outbox
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi, drop_after_accept, error, rate_limited, server_error
+from tests.support.corpus import TWILIO_PAYLOADS
 from tests.support.identities import ACCOUNT_SID
 from tests.support.store_queries import opted_out, outbox_row, outbox_rows
 from tests.support.twilio import STATUS_PATH, post_signed, status_callback, text_hub
 from tests.support.waiting import eventually
 
 RESIDENT = "+19055550123"
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
 async def ack_row_when(hub: Hub, *statuses: str) -> AnyRow:
@@ -162,7 +161,7 @@ async def test_status_callback_with_bad_signature_is_403_and_changes_nothing(
 
 
 async def test_real_status_callback_payloads_are_accepted_or_refused_cleanly(hub: Hub) -> None:
-    payloads = json.loads((CORPUS / "twilio/webhooks/va-notify/va_notify_twilio_payloads.json").read_text())
+    payloads = json.loads(TWILIO_PAYLOADS.read_text())
     callbacks = [{**p["params"], "AccountSid": ACCOUNT_SID} for p in payloads if p["kind"] == "status_callback"]
     assert len(callbacks) >= 10
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from carehub.models import Message, Ticket
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi
+from tests.support.corpus import TWILIO_PAYLOADS
 from tests.support.identities import ACCOUNT_SID, CITY_NUMBER
 from tests.support.store_queries import count_rows
 from tests.support.twilio import SMS_PATH, post_signed, sms_params, text_hub
 
 RESIDENT = "+19055550123"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
 async def count(hub: Hub, model: Any) -> int:
@@ -134,7 +133,7 @@ async def test_signed_but_malformed_webhook_is_a_400_problem(hub: Hub) -> None:
 
 
 async def test_real_twilio_inbound_payloads_from_corpus_open_tickets(hub: Hub, fake_twilio: FakeTwilioApi) -> None:
-    payloads = json.loads((CORPUS / "twilio/webhooks/va-notify/va_notify_twilio_payloads.json").read_text())
+    payloads = json.loads(TWILIO_PAYLOADS.read_text())
     inbound = [{**p["params"], "AccountSid": ACCOUNT_SID} for p in payloads if p["kind"] == "inbound_message"]
     assert inbound, "the corpus has inbound SMS payloads"
 

@@ -36,7 +36,9 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
-DEFAULT_SPEC_PATH = Path("/work/shared/corpus/twilio/openapi/twilio_api_v2010.json")
+from tests.support.corpus import TWILIO
+
+DEFAULT_SPEC_PATH = TWILIO / "openapi" / "twilio_api_v2010.json"
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 API_VERSION = "2010-04-01"
 # Twilio fills "from" from the Messaging Service's sender pool; any fixed number will do for a fake.

@@ -1,4 +1,4 @@
-"""Real `carehub` processes for tests that must kill one: environment from Settings, start, SIGKILL, clean up."""
+"""Real `carehub` processes for tests that must kill one or drive the CLI: environment from Settings, SIGKILL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 from pydantic import SecretStr
 
@@ -31,19 +32,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def carehub_process(settings: Settings, *args: str, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `carehub <args>` with these settings (cwd outside the repo so no .env file is read)."""
-    proc = subprocess.Popen(  # noqa: S603 - our own entry point with fixed arguments
-        [str(CAREHUB_BIN), *args], env=settings_env(settings), cwd=cwd, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def carehub_process(*args: str, env: dict[str, str], cwd: Path, log: Path | None = None) -> Iterator[Popen[bytes]]:
+    """Run `carehub <args>` (cwd outside the repo, so no developer's .env is read); SIGKILLed on exit."""
+    with log.open("wb") if log else open(os.devnull, "wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own entry point with fixed arguments
+            [str(CAREHUB_BIN), *args], env=env, cwd=cwd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield proc
     finally:
         kill(proc)
 
 
-def kill(proc: subprocess.Popen[bytes]) -> None:
+def kill(proc: Popen[bytes]) -> None:
     """SIGKILL the process group: no shutdown hook runs, as when a machine dies."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)

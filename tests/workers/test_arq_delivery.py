@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from carehub.settings import Settings
-from tests.conftest import Hub, hub_settings
+from tests.conftest import Hub, hub_settings, running_hub
 from tests.fakes.twilio_api import FakeTwilioApi, hang
 from tests.support import stores
-from tests.support.processes import carehub_process, kill
+from tests.support.processes import carehub_process, kill, settings_env
 from tests.support.store_queries import outbox_rows
 from tests.support.twilio import text_hub
 from tests.support.waiting import eventually
@@ -62,16 +62,15 @@ async def test_worker_killed_mid_send_recovers_and_the_message_is_sent_once(
     await stores.flush_redis(redis_url)
     settings = hub_settings(database_url, fake_twilio.base_url, redis_url=redis_url, delivery_lease_seconds=3.0)
     fake_twilio.push(hang())
-    from tests.conftest import running_hub
 
     async with running_hub(settings) as hub:
-        with carehub_process(settings, "worker", cwd=tmp_path) as first_worker:
+        with carehub_process("worker", env=settings_env(settings), cwd=tmp_path) as first_worker:
             await text_hub(hub.client, resident(7), "Water bill question")
             await fake_twilio.wait_for_requests(1, timeout=30)  # the worker is inside the provider call
             kill(first_worker)
         assert fake_twilio.accepted == []
 
-        with carehub_process(settings, "worker", cwd=tmp_path):
+        with carehub_process("worker", env=settings_env(settings), cwd=tmp_path):
             await eventually(lambda: all_sent(hub, 1), within=30, what="the sweeper to recover the delivery")
 
         [row] = await outbox_rows(hub.runtime.engine)

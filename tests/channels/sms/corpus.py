@@ -1,18 +1,18 @@
-"""Real Twilio material from /work/shared/corpus/twilio (signature vectors, webhook payloads), as test inputs."""
+"""Real Twilio material from ../shared/corpus/twilio (signature vectors, webhook payloads), as test inputs."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import ImmutableMultiDict
 
 from channels.base import InboundRequest
+from tests.support.corpus import TWILIO
 
-CORPUS = Path("/work/shared/corpus/twilio")
+CORPUS = TWILIO
 SIGNATURE_VECTORS = CORPUS / "signature-vectors" / "twilio_python_request_validator_vectors.json"
 WEBHOOK_PAYLOADS = CORPUS / "webhooks" / "va-notify" / "va_notify_twilio_payloads.json"
 OPENAPI_SPEC = CORPUS / "openapi" / "twilio_api_v2010.json"

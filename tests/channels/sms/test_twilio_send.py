@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -25,6 +25,7 @@ from channels.base import (
     InboundRequest,
     OutboundEnvelope,
     PermanentSendError,
+    SendError,
     TransientSendError,
 )
 from channels.sms.twilio import TwilioSmsAdapter, parse_retry_after
@@ -285,17 +286,45 @@ async def test_send_after_a_dropped_connection_succeeds(fake: FakeTwilioApi, ada
     assert fake.accepted[-1].sid == result.provider_id
 
 
-async def test_unreadable_success_answer_is_ambiguous() -> None:
-    async def garbled(request: web.Request) -> web.Response:
-        return web.Response(status=201, text="<html>proxy says hi", content_type="application/json")
+@pytest.mark.parametrize("body", ["<html>proxy says hi", "", '{"status": "queued"}'])
+async def test_success_answer_without_a_readable_sid_is_ambiguous(body: str) -> None:
+    # A 2xx means Twilio took the message; without its sid a retry would only send it again.
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=201, text=body, content_type="application/json")
 
+    with pytest.raises(AmbiguousSendError):
+        await _send_to(answer)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [(400, 21211, PermanentSendError), (400, 21610, PermanentSendError), (503, 20503, TransientSendError)],
+)
+async def test_problem_details_answers_are_classified_like_legacy_ones(
+    status: int, code: int, expected: type[Exception]
+) -> None:
+    # twilio raises TwilioServiceException, not TwilioRestException, for RFC 9457 bodies.
+    problem = {"type": f"https://www.twilio.com/docs/errors/{code}", "title": "Refused", "status": status,
+               "code": code, "detail": "said no"}  # fmt: skip
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(problem, status=status, content_type="application/problem+json")
+
+    with pytest.raises(expected) as caught:
+        await _send_to(answer)
+    assert isinstance(caught.value, SendError)
+    assert caught.value.code == str(code)
+    assert "said no" in caught.value.message
+    assert getattr(caught.value, "opted_out", False) is (code == 21610)
+
+
+async def _send_to(handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
     app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", garbled)
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", handler)
     async with _serve(app) as base_url:
         sms = make_adapter(base_url)
         try:
-            with pytest.raises(AmbiguousSendError):
-                await sms.send(envelope())
+            await sms.send(envelope())
         finally:
             await sms.aclose()
 

@@ -1,0 +1,150 @@
+"""wrk, the load generator every HTTP benchmark here shares: installed from Debian's packages when missing, driven
+with bench/wrk_replay.lua over a file of pre-built requests, its numbers read back as a WrkResult."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPLAY_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
+INSTALL_TIMEOUT = 600.0
+# A request slower than this is a wrk "timeout" error (and fails the run) rather than a latency sample.
+REQUEST_TIMEOUT_S = 10
+
+
+class WrkFailed(RuntimeError):
+    pass
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installs Debian's package first on a machine that has none (needs root or sudo -n)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    as_root = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("bench: wrk not found; installing Debian's package", flush=True)
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]):
+        subprocess.run([*as_root, *cmd], env=env, check=True, stdin=subprocess.DEVNULL, timeout=INSTALL_TIMEOUT)
+    found = shutil.which("wrk")
+    if not found:
+        raise WrkFailed("apt-get installed wrk but it is not on PATH")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    # wrk has no version-only flag: -v prints the version line, then its usage, and exits non-zero.
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    return (out.stdout or out.stderr).splitlines()[0].strip()
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    duration_s: float
+    completed: int
+    """Responses wrk read to the end (it drops the ones still in flight when its clock runs out)."""
+    sent_per_thread: tuple[int, ...]
+    """Requests each thread wrote: the first n of its share of the request file."""
+    statuses: dict[int, int]
+    errors: dict[str, int]
+    exhausted: bool
+    latency_ms: dict[str, float]
+    cpu_s: float
+
+    @property
+    def sent(self) -> int:
+        return sum(self.sent_per_thread)
+
+    @property
+    def rps(self) -> float:
+        return self.completed / self.duration_s
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    @property
+    def socket_errors(self) -> int:
+        return sum(n for kind, n in self.errors.items() if kind != "status")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "completed": self.completed,
+            "sent": self.sent,
+            "req_per_s": round(self.rps, 1),
+            "latency_ms": self.latency_ms,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "non_2xx": self.non_2xx,
+            "socket_errors": self.errors,
+            "exhausted_request_pool": self.exhausted,
+            "wrk_cpu_s": round(self.cpu_s, 3),
+        }
+
+
+def share(items: Sequence[Any], thread: int, threads: int) -> Sequence[Any]:
+    """The part of the request file a wrk thread replays (wrk_replay.lua: every `threads`-th line)."""
+    return items[thread::threads]
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    requests_file: Path,
+    *,
+    connections: int,
+    threads: int,
+    duration_s: float,
+    cycle: bool,
+    workdir: Path,
+) -> WrkResult:
+    """One wrk run: `connections` keep-alive connections replaying `requests_file` for `duration_s` seconds."""
+    result_file = workdir / f"wrk-{requests_file.stem}.json"
+    result_file.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_REQUESTS": str(requests_file),
+        "BENCH_THREADS": str(threads),
+        "BENCH_CYCLE": "1" if cycle else "0",
+        "BENCH_RESULT": str(result_file),
+    }
+    cmd = [
+        wrk,
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={round(duration_s)}s",
+        f"--timeout={REQUEST_TIMEOUT_S}s",
+        f"--script={REPLAY_SCRIPT}",
+        url,
+    ]
+    # wrk is the only child waited for during the run, so the children's rusage delta is wrk's own CPU time.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False, stdin=subprocess.DEVNULL
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0 or not result_file.exists():
+        raise WrkFailed(f"wrk exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    raw = json.loads(result_file.read_text())
+    per_thread = sorted(raw["threads"], key=lambda t: int(t["index"]))
+    statuses: dict[int, int] = {}
+    for thread in per_thread:
+        for status, n in thread["statuses"].items():
+            statuses[int(status)] = statuses.get(int(status), 0) + int(n)
+    return WrkResult(
+        duration_s=int(raw["duration_us"]) / 1e6,
+        completed=int(raw["completed"]),
+        sent_per_thread=tuple(int(t["sent"]) for t in per_thread),
+        statuses=statuses,
+        errors={kind: int(n) for kind, n in raw["errors"].items()},
+        exhausted=any(bool(t["exhausted"]) for t in per_thread),
+        latency_ms={name: round(float(us) / 1000, 2) for name, us in raw["latency_us"].items()},
+        cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    )

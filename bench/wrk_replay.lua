@@ -1,0 +1,92 @@
+-- wrk script for the benchmarks: replays pre-generated (and pre-signed) POST requests, one per line of a file
+-- ("<X-Twilio-Signature> TAB <form-encoded body>"), each wrk thread taking every Nth line so that no two
+-- requests share a MessageSid. done() writes the run's numbers as JSON for bench/_wrk.py to read.
+--
+-- Environment (the done() phase runs in its own Lua state, which sees no script arguments):
+--   BENCH_REQUESTS  the request file            BENCH_THREADS  wrk's -t, to split the file between threads
+--   BENCH_CYCLE     "1": start over when a thread has used its share; otherwise stop that thread
+--   BENCH_RESULT    where done() writes its JSON
+
+local threads = {}
+
+function setup(thread)
+   thread:set("thread_index", #threads)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   local count = tonumber(os.getenv("BENCH_THREADS"))
+   cycle = os.getenv("BENCH_CYCLE") == "1"
+   pool = {}
+   local line_number = 0
+   for line in io.lines(os.getenv("BENCH_REQUESTS")) do
+      if line_number % count == thread_index then
+         local tab = string.find(line, "\t", 1, true)
+         local headers = {
+            ["Content-Type"] = "application/x-www-form-urlencoded",
+            ["X-Twilio-Signature"] = string.sub(line, 1, tab - 1),
+         }
+         pool[#pool + 1] = wrk.format("POST", nil, headers, string.sub(line, tab + 1))
+      end
+      line_number = line_number + 1
+   end
+   -- Sent once a thread has used its share without cycling: stores nothing, and the run is reported as exhausted.
+   idle = wrk.format("GET", "/healthz", {}, nil)
+   sent = 0
+   exhausted = 0
+   statuses = {}
+end
+
+function request()
+   if sent >= #pool and not cycle then
+      exhausted = 1
+      wrk.thread:stop()
+      return idle
+   end
+   local next_request = pool[(sent % #pool) + 1]
+   sent = sent + 1
+   return next_request
+end
+
+function response(status, headers, body)
+   local key = tostring(status)
+   statuses[key] = (statuses[key] or 0) + 1
+end
+
+local function count(n)
+   return string.format("%.0f", n)
+end
+
+function done(summary, latency, requests)
+   local out = {}
+   local function add(text)
+      out[#out + 1] = text
+   end
+   add('{"duration_us": ' .. count(summary.duration))
+   add(', "completed": ' .. count(summary.requests))
+   add(', "bytes": ' .. count(summary.bytes))
+   local e = summary.errors
+   add(string.format(', "errors": {"connect": %s, "read": %s, "write": %s, "status": %s, "timeout": %s}',
+      count(e.connect), count(e.read), count(e.write), count(e.status), count(e.timeout)))
+   add(string.format(
+      ', "latency_us": {"p50": %.1f, "p90": %.1f, "p99": %.1f, "p99.9": %.1f, "max": %.1f, "mean": %.1f}',
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+      latency.max, latency.mean))
+   add(', "threads": [')
+   for index, thread in ipairs(threads) do
+      if index > 1 then
+         add(", ")
+      end
+      local parts = {}
+      for status, n in pairs(thread:get("statuses")) do
+         parts[#parts + 1] = string.format('"%s": %s', status, count(n))
+      end
+      add(string.format('{"index": %d, "sent": %s, "exhausted": %s, "statuses": {%s}}',
+         thread:get("thread_index"), count(thread:get("sent")), thread:get("exhausted") == 1 and "true" or "false",
+         table.concat(parts, ", ")))
+   end
+   add("]}\n")
+   local file = assert(io.open(os.getenv("BENCH_RESULT"), "w"))
+   file:write(table.concat(out))
+   file:close()
+end

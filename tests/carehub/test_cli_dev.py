@@ -1,0 +1,79 @@
+"""README command 1 for real: `carehub dev` on a fresh directory starts the hub, and a signed SMS sent with
+`carehub simulate-sms` becomes a ticket the printed API token can read."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from carehub.settings import Settings
+from tests.support.processes import CAREHUB_BIN, carehub_process, settings_env
+from tests.support.waiting import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # Only the public URL differs from the defaults (it must match the port Twilio's signature is computed for).
+    env = {
+        k: v
+        for k, v in settings_env(Settings(public_url=base)).items()
+        if not k.startswith("CAREHUB_") or k == "CAREHUB_PUBLIC_URL"
+    }
+    log = tmp_path / "dev.log"
+    with carehub_process("dev", "--port", str(port), env=env, cwd=tmp_path, log=log):
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+
+            async def healthy() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, within=30, what="carehub dev to answer /healthz")
+            sent = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    str(CAREHUB_BIN),
+                    "simulate-sms",
+                    "--from",
+                    "905-555-0199",
+                    "--body",
+                    "Missed garbage pickup on Whites Rd",
+                ],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert sent.stdout.startswith("200 "), sent.stdout + sent.stderr
+
+            token_match = re.search(r"API token \(shown once\): (chub_\S+)", log.read_text())
+            assert token_match, log.read_text()
+            page = (
+                await client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token_match.group(1)}"})
+            ).json()
+
+            async def ack_sent() -> bool:
+                return "SMS not sent (console provider)" in log.read_text()
+
+            await eventually(ack_sent, what="the console SMS provider to log the acknowledgement")
+
+    [ticket] = page["items"]
+    assert ticket["reference"] == "PKR-000001"
+    assert ticket["subject"] == "Missed garbage pickup on Whites Rd"
+    assert (tmp_path / "carehub.db").exists()
+    assert "+19055550199" in log.read_text()  # the number was normalised to E.164
