@@ -4,6 +4,7 @@ with bench/wrk_replay.lua over a file of pre-built requests, its numbers read ba
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -17,6 +18,8 @@ REPLAY_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
 INSTALL_TIMEOUT = 600.0
 # A request slower than this is a wrk "timeout" error (and fails the run) rather than a latency sample.
 REQUEST_TIMEOUT_S = 10
+# After its sending window each wrk thread waits this long at most for its last responses (wrk_replay.lua).
+DRAIN_LIMIT_S = 15
 
 
 class WrkFailed(RuntimeError):
@@ -47,9 +50,13 @@ def wrk_version(wrk: str) -> str:
 
 @dataclass(frozen=True)
 class WrkResult:
+    window_s: float
+    """The sending window; the run lasts until the last response after it (or DRAIN_LIMIT_S)."""
     duration_s: float
     completed: int
-    """Responses wrk read to the end (it drops the ones still in flight when its clock runs out)."""
+    """Responses read to the end, in the window and after it."""
+    in_window: int
+    """Responses that arrived within the window: the rate is counted from these."""
     sent_per_thread: tuple[int, ...]
     """Requests each thread wrote: the first n of its share of the request file."""
     statuses: dict[int, int]
@@ -64,7 +71,12 @@ class WrkResult:
 
     @property
     def rps(self) -> float:
-        return self.completed / self.duration_s
+        return self.in_window / self.window_s
+
+    @property
+    def unanswered(self) -> int:
+        """Requests still without a response when wrk stopped (only if the drain outlasted DRAIN_LIMIT_S)."""
+        return self.sent - self.completed
 
     @property
     def non_2xx(self) -> int:
@@ -76,9 +88,12 @@ class WrkResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "window_s": self.window_s,
             "duration_s": round(self.duration_s, 3),
-            "completed": self.completed,
             "sent": self.sent,
+            "completed": self.completed,
+            "completed_in_window": self.in_window,
+            "unanswered": self.unanswered,
             "req_per_s": round(self.rps, 1),
             "latency_ms": self.latency_ms,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
@@ -105,7 +120,8 @@ def run_wrk(
     cycle: bool,
     workdir: Path,
 ) -> WrkResult:
-    """One wrk run: `connections` keep-alive connections replaying `requests_file` for `duration_s` seconds."""
+    """One wrk run: `connections` keep-alive connections replaying `requests_file` for `duration_s` seconds,
+    then waiting for the responses still due."""
     result_file = workdir / f"wrk-{requests_file.stem}.json"
     result_file.unlink(missing_ok=True)
     env = {
@@ -114,12 +130,13 @@ def run_wrk(
         "BENCH_THREADS": str(threads),
         "BENCH_CYCLE": "1" if cycle else "0",
         "BENCH_RESULT": str(result_file),
+        "BENCH_SECONDS": str(duration_s),
     }
     cmd = [
         wrk,
         f"--threads={threads}",
         f"--connections={connections}",
-        f"--duration={round(duration_s)}s",
+        f"--duration={math.ceil(duration_s) + DRAIN_LIMIT_S}s",
         f"--timeout={REQUEST_TIMEOUT_S}s",
         f"--script={REPLAY_SCRIPT}",
         url,
@@ -127,7 +144,13 @@ def run_wrk(
     # wrk is the only child waited for during the run, so the children's rusage delta is wrk's own CPU time.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False, stdin=subprocess.DEVNULL
+        cmd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + DRAIN_LIMIT_S + 60,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0 or not result_file.exists():
@@ -139,8 +162,10 @@ def run_wrk(
         for status, n in thread["statuses"].items():
             statuses[int(status)] = statuses.get(int(status), 0) + int(n)
     return WrkResult(
+        window_s=duration_s,
         duration_s=int(raw["duration_us"]) / 1e6,
-        completed=int(raw["completed"]),
+        completed=sum(int(t["responses"]) for t in per_thread),
+        in_window=sum(int(t["in_window"]) for t in per_thread),
         sent_per_thread=tuple(int(t["sent"]) for t in per_thread),
         statuses=statuses,
         errors={kind: int(n) for kind, n in raw["errors"].items()},

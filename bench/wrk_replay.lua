@@ -2,10 +2,28 @@
 -- ("<X-Twilio-Signature> TAB <form-encoded body>"), each wrk thread taking every Nth line so that no two
 -- requests share a MessageSid. done() writes the run's numbers as JSON for bench/_wrk.py to read.
 --
+-- Ending: wrk drops the requests still in flight when its own --duration runs out, though the server may still
+-- commit them. So each thread stops *sending* after BENCH_SECONDS, waits for its last responses and then stops
+-- itself; wrk's --duration is only the upper bound. Rates are counted over the BENCH_SECONDS window.
+--
 -- Environment (the done() phase runs in its own Lua state, which sees no script arguments):
 --   BENCH_REQUESTS  the request file            BENCH_THREADS  wrk's -t, to split the file between threads
---   BENCH_CYCLE     "1": start over when a thread has used its share; otherwise stop that thread
---   BENCH_RESULT    where done() writes its JSON
+--   BENCH_SECONDS   the sending window          BENCH_RESULT   where done() writes its JSON
+--   BENCH_CYCLE     "1": start the share over when used up; otherwise stop sending (reported as exhausted)
+
+local ffi = require("ffi")
+ffi.cdef([[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]])
+local CLOCK_MONOTONIC = 1
+local NEVER_MS = 3600 * 1000
+local timespec = ffi.new("bench_timespec")
+
+local function now()
+   ffi.C.clock_gettime(CLOCK_MONOTONIC, timespec)
+   return tonumber(timespec.tv_sec) + tonumber(timespec.tv_nsec) / 1e9
+end
 
 local threads = {}
 
@@ -30,27 +48,49 @@ function init(args)
       end
       line_number = line_number + 1
    end
-   -- Sent once a thread has used its share without cycling: stores nothing, and the run is reported as exhausted.
-   idle = wrk.format("GET", "/healthz", {}, nil)
    sent = 0
+   responses = 0
+   in_window = 0
    exhausted = 0
+   closed = false
    statuses = {}
+   stop_at = now() + tonumber(os.getenv("BENCH_SECONDS"))
+end
+
+-- Called before each request: 0 sends at once; after the window (or the share) no request is sent again.
+function delay()
+   if not closed and now() >= stop_at then
+      closed = true
+   end
+   if not closed and not cycle and sent >= #pool then
+      closed = true
+      exhausted = 1
+   end
+   if closed then
+      if responses >= sent then
+         wrk.thread:stop()
+      end
+      return NEVER_MS
+   end
+   return 0
 end
 
 function request()
-   if sent >= #pool and not cycle then
-      exhausted = 1
-      wrk.thread:stop()
-      return idle
-   end
    local next_request = pool[(sent % #pool) + 1]
    sent = sent + 1
    return next_request
 end
 
 function response(status, headers, body)
+   responses = responses + 1
+   if now() < stop_at then
+      in_window = in_window + 1
+   end
    local key = tostring(status)
    statuses[key] = (statuses[key] or 0) + 1
+   if closed and responses >= sent then
+      wrk.thread:stop()
+   end
 end
 
 local function count(n)
@@ -64,7 +104,6 @@ function done(summary, latency, requests)
    end
    add('{"duration_us": ' .. count(summary.duration))
    add(', "completed": ' .. count(summary.requests))
-   add(', "bytes": ' .. count(summary.bytes))
    local e = summary.errors
    add(string.format(', "errors": {"connect": %s, "read": %s, "write": %s, "status": %s, "timeout": %s}',
       count(e.connect), count(e.read), count(e.write), count(e.status), count(e.timeout)))
@@ -81,8 +120,10 @@ function done(summary, latency, requests)
       for status, n in pairs(thread:get("statuses")) do
          parts[#parts + 1] = string.format('"%s": %s', status, count(n))
       end
-      add(string.format('{"index": %d, "sent": %s, "exhausted": %s, "statuses": {%s}}',
-         thread:get("thread_index"), count(thread:get("sent")), thread:get("exhausted") == 1 and "true" or "false",
+      add(string.format(
+         '{"index": %d, "sent": %s, "responses": %s, "in_window": %s, "exhausted": %s, "statuses": {%s}}',
+         thread:get("thread_index"), count(thread:get("sent")), count(thread:get("responses")),
+         count(thread:get("in_window")), thread:get("exhausted") == 1 and "true" or "false",
          table.concat(parts, ", ")))
    end
    add("]}\n")

@@ -6,8 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from carehub import health
@@ -27,8 +26,8 @@ log = logging.getLogger("carehub")
 async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
     """Production: enqueue to arq on Redis (workers deliver). Embedded: deliver in this process, sweeper included."""
     if rt.settings.redis_url is not None:
-        redis = await create_pool(RedisSettings.from_dsn(rt.settings.redis_url))
-        rt.dispatcher = ArqDispatcher(redis, rt.settings.queue_name)
+        # Connects on first use: the hub starts and takes webhooks while Redis is down (the sweeper catches up).
+        rt.dispatcher = ArqDispatcher(ArqRedis.from_url(rt.settings.redis_url), rt.settings.queue_name)
         return None
 
     async def run(outbox_id: int) -> object:

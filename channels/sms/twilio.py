@@ -269,6 +269,9 @@ def _rest_error(exc: TwilioRestException | TwilioServiceException, headers: Mapp
         return TransientSendError(message, code="429", retry_after=parse_retry_after(headers))
     if status >= 500:
         return TransientSendError(message, code=str(code or status))
+    if status in (401, 403) and code != OPTED_OUT_CODE:
+        # Our credentials, not the message, are wrong (e.g. mid-rotation): keep it and retry, don't lose it.
+        return TransientSendError(message, code=str(code or status))
     if code == OPTED_OUT_CODE:
         return PermanentSendError(message, code=str(OPTED_OUT_CODE), opted_out=True)
     return PermanentSendError(message, code=str(code or status))

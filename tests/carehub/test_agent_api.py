@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from carehub.models import Message, Role
-from tests.conftest import Hub
+from carehub.settings import Settings
+from tests.conftest import Hub, running_hub
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support.store_queries import count_rows
 from tests.support.twilio import text_hub
@@ -194,3 +195,14 @@ async def test_health_and_readiness(hub: Hub) -> None:
     assert (await hub.client.get("/healthz")).json() == {"status": "ok"}
     ready = (await hub.client.get("/readyz")).json()
     assert ready["checks"]["database"] == "ok"
+
+
+async def test_readiness_is_503_problem_when_redis_is_unreachable(settings: Settings) -> None:
+    unreachable = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    async with running_hub(unreachable) as hub:
+        response = await hub.client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["checks"]["redis"].startswith("unreachable")
+    assert response.json()["checks"]["database"] == "ok"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from carehub.models import Message, Ticket
@@ -145,3 +146,19 @@ async def test_real_twilio_inbound_payloads_from_corpus_open_tickets(hub: Hub, f
     assert await count(hub, Ticket) == len(senders)
     acks = await fake_twilio.wait_for(len(senders))
     assert {a.to for a in acks} == senders
+
+
+async def test_streamed_body_over_the_limit_is_refused_with_413(hub: Hub) -> None:
+    chunk = b"Body=" + b"x" * 8192
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(hub.settings.max_body_bytes // len(chunk) + 2):
+            yield chunk
+
+    response = await hub.client.post(
+        SMS_PATH, content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await count(hub, Message) == 0

@@ -76,3 +76,19 @@ async def test_worker_killed_mid_send_recovers_and_the_message_is_sent_once(
         [row] = await outbox_rows(hub.runtime.engine)
     assert row.attempts == 2
     assert [m.to for m in fake_twilio.accepted] == [resident(7)]
+
+
+async def test_texts_taken_while_redis_is_down_are_delivered_once_it_is_back(
+    queue_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    redis_down = queue_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    async with running_hub(redis_down) as hub:
+        response = await text_hub(hub.client, resident(3), "Road flooded at Finch and Altona")
+        assert response.status_code == 200
+        [row] = await outbox_rows(hub.runtime.engine)
+        assert row.status == "queued"
+
+        async with arq_worker(queue_settings):  # Redis is back: the sweeper finds the row
+            await eventually(lambda: all_sent(hub, 1), within=20, what="the sweeper to deliver the acknowledgement")
+
+    assert [m.to for m in fake_twilio.accepted] == [resident(3)]

@@ -180,10 +180,10 @@ async def test_opted_out_recipient_is_permanent_and_flagged(fake: FakeTwilioApi,
     assert (caught.value.code, caught.value.opted_out) == ("21610", True)
 
 
-async def test_wrong_credentials_are_permanent(fake: FakeTwilioApi) -> None:
+async def test_wrong_credentials_are_transient_so_a_rotation_loses_no_message(fake: FakeTwilioApi) -> None:
     sms = make_adapter(fake.base_url, auth_token="not-the-token")
     try:
-        with pytest.raises(PermanentSendError) as caught:
+        with pytest.raises(TransientSendError) as caught:
             await sms.send(envelope())
     finally:
         await sms.aclose()
