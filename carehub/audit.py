@@ -18,6 +18,25 @@ def agent_actor(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
 
+async def agent_on_ticket(
+    conn: AsyncConnection,
+    agent_id: int,
+    action: str,
+    ticket_id: int,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await record(
+        conn,
+        actor=agent_actor(agent_id),
+        action=action,
+        entity_type="ticket",
+        entity_id=ticket_id,
+        now=now,
+        detail=detail,
+    )
+
+
 async def record(
     conn: AsyncConnection,
     *,

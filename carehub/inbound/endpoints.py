@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -14,9 +16,11 @@ from carehub.contacts import repository as contacts
 from carehub.inbound.service import DuplicateMessage, ingest
 from carehub.outbox import repository as outbox
 from carehub.problems import Problem
+from carehub.runtime import Runtime
 from carehub.settings import Settings
 from channels.base import ChannelAdapter, ChannelKind, InboundRequest, Unauthorized
 
+T = TypeVar("T")
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("carehub.webhooks")
 
@@ -46,13 +50,8 @@ async def provider_request(request: Request, settings: Settings) -> InboundReque
 @router.post("/sms", response_class=Response, responses={200: {"content": {"text/xml": {}}}})
 async def inbound_sms(request: Request, rt: RuntimeDep) -> Response:
     """A resident's text. Answers with empty TwiML once the message is committed (or was already stored)."""
-    adapter = rt.adapters[ChannelKind.SMS]
-    req = await provider_request(request, rt.settings)
-    _check_signature(adapter, req)
-    try:
-        messages = adapter.parse_inbound(req)
-    except ValueError as exc:
-        raise Problem(400, str(exc)) from exc
+    adapter, req = await verified_sms_request(request, rt)
+    messages = parsed(adapter.parse_inbound, req)
     for message in messages:
         try:
             async with rt.transaction() as tx:
@@ -65,13 +64,8 @@ async def inbound_sms(request: Request, rt: RuntimeDep) -> Response:
 @router.post("/status", status_code=204, response_class=Response)
 async def delivery_status(request: Request, rt: RuntimeDep) -> Response:
     """Twilio's word on a message we sent. Moves the delivery forward only; late or repeated callbacks are no-ops."""
-    adapter = rt.adapters[ChannelKind.SMS]
-    req = await provider_request(request, rt.settings)
-    _check_signature(adapter, req)
-    try:
-        update = adapter.parse_status(req)
-    except ValueError as exc:
-        raise Problem(400, str(exc)) from exc
+    adapter, req = await verified_sms_request(request, rt)
+    update = parsed(adapter.parse_status, req)
     if update is None or update.status is None:
         return Response(status_code=204)
     async with rt.transaction() as tx:
@@ -84,13 +78,23 @@ async def delivery_status(request: Request, rt: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-def _check_signature(adapter: ChannelAdapter, req: InboundRequest) -> None:
+async def verified_sms_request(request: Request, rt: Runtime) -> tuple[ChannelAdapter, InboundRequest]:
+    """The request, proven to come from Twilio (403 otherwise, before anything is parsed or stored)."""
+    adapter = rt.adapters[ChannelKind.SMS]
+    req = await provider_request(request, rt.settings)
     try:
         adapter.verify(req)
     except Unauthorized as exc:
         raise Problem(
             403,
-            "The X-Twilio-Signature header does not match this request. Check that "
-            "CAREHUB_PUBLIC_URL is exactly the URL Twilio calls and that CAREHUB_TWILIO_AUTH_TOKEN "
-            "is the account's auth token.",
+            "The X-Twilio-Signature header does not match this request. Check that CAREHUB_PUBLIC_URL is exactly "
+            "the URL Twilio calls and that CAREHUB_TWILIO_AUTH_TOKEN is the account's auth token.",
         ) from exc
+    return adapter, req
+
+
+def parsed(parse: Callable[[InboundRequest], T], req: InboundRequest) -> T:
+    try:
+        return parse(req)
+    except ValueError as exc:
+        raise Problem(400, str(exc)) from exc

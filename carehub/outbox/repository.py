@@ -108,46 +108,44 @@ async def mark_sent(conn: AsyncConnection, outbox_id: int, provider_id: str, now
     )
 
 
+async def _settle_attempt(conn: AsyncConnection, outbox_id: int, **values: object) -> bool:
+    """Record how the current attempt ended, only if the row is still in it (a callback may have settled it)."""
+    result = await conn.execute(
+        update(OUTBOX).where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value).values(**values)
+    )
+    return result.rowcount == 1
+
+
 async def mark_retry(
     conn: AsyncConnection, outbox_id: int, *, at: datetime, code: str | None, error: str, now: datetime
 ) -> bool:
-    result = await conn.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
-        .values(
-            status=DeliveryStatus.QUEUED.value,
-            next_attempt_at=at,
-            lease_until=None,
-            error_code=code,
-            last_error=error[:1000],
-            updated_at=now,
-        )
+    return await _settle_attempt(
+        conn,
+        outbox_id,
+        status=DeliveryStatus.QUEUED.value,
+        next_attempt_at=at,
+        lease_until=None,
+        error_code=code,
+        last_error=error[:1000],
+        updated_at=now,
     )
-    return result.rowcount == 1
 
 
 async def mark_failed(conn: AsyncConnection, outbox_id: int, *, code: str | None, error: str, now: datetime) -> bool:
-    result = await conn.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
-        .values(
-            status=DeliveryStatus.FAILED.value,
-            lease_until=None,
-            error_code=code,
-            last_error=error[:1000],
-            updated_at=now,
-        )
+    return await _settle_attempt(
+        conn,
+        outbox_id,
+        status=DeliveryStatus.FAILED.value,
+        lease_until=None,
+        error_code=code,
+        last_error=error[:1000],
+        updated_at=now,
     )
-    return result.rowcount == 1
 
 
 async def hold(conn: AsyncConnection, outbox_id: int, *, until: datetime, error: str, now: datetime) -> None:
     """Keep the row 'sending' with a long lease: a status callback will settle it, or the sweeper retries later."""
-    await conn.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == DeliveryStatus.SENDING.value)
-        .values(lease_until=until, last_error=error[:1000], updated_at=now)
-    )
+    await _settle_attempt(conn, outbox_id, lease_until=until, last_error=error[:1000], updated_at=now)
 
 
 async def apply_status(conn: AsyncConnection, channel: ChannelKind, update_: StatusUpdate, now: datetime) -> int | None:

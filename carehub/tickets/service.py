@@ -89,14 +89,7 @@ async def detail(
         for m in await tickets.messages_with_delivery(conn, ticket_id)
     ]
     addresses = await contacts.addresses_of(conn, row.contact_id)
-    await audit.record(
-        conn,
-        actor=audit.agent_actor(agent.id),
-        action="read",
-        entity_type="ticket",
-        entity_id=ticket_id,
-        now=now,
-    )
+    await audit.agent_on_ticket(conn, agent.id, "read", ticket_id, now)
     return TicketDetail(**summary(settings, row).model_dump(), contact_addresses=addresses, messages=messages)
 
 
@@ -144,15 +137,7 @@ async def reply(
     outbox_id = await outbox.stage(conn, message_id=message_id, channel=channel, to_address=address.address, now=now)
     tx.staged_outbox.append(outbox_id)
     await tickets.note_reply(conn, ticket_id, now)
-    await audit.record(
-        conn,
-        actor=audit.agent_actor(agent.id),
-        action="reply",
-        entity_type="ticket",
-        entity_id=ticket_id,
-        now=now,
-        detail={"message_id": message_id},
-    )
+    await audit.agent_on_ticket(conn, agent.id, "reply", ticket_id, now, {"message_id": message_id})
     return message_id
 
 
@@ -177,14 +162,8 @@ async def change(
         values["resolved_at"] = now if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) else None
     values["updated_at"] = now
     await tickets.update_ticket(conn, ticket_id, values)
-    await audit.record(
-        conn,
-        actor=audit.agent_actor(agent.id),
-        action="update",
-        entity_type="ticket",
-        entity_id=ticket_id,
-        now=now,
-        detail=changes.model_dump(exclude_unset=True, mode="json"),
+    await audit.agent_on_ticket(
+        conn, agent.id, "update", ticket_id, now, changes.model_dump(exclude_unset=True, mode="json")
     )
 
 
@@ -198,11 +177,4 @@ async def claim(conn: AsyncConnection, settings: Settings, ticket_id: int, agent
             f"{format_reference(settings.ticket_prefix, ticket_id)} is already assigned to agent "
             f"{row.assignee_id}; ask a supervisor to reassign it.",
         )
-    await audit.record(
-        conn,
-        actor=audit.agent_actor(agent.id),
-        action="claim",
-        entity_type="ticket",
-        entity_id=ticket_id,
-        now=now,
-    )
+    await audit.agent_on_ticket(conn, agent.id, "claim", ticket_id, now)
