@@ -46,7 +46,7 @@ async def _first_agent_token(settings: Settings) -> str | None:
     engine = create_engine(settings)
     try:
         async with transaction(engine) as tx:
-            if await agents.count_agents(tx.conn):
+            if await agents.any_agents(tx.conn):
                 return None
             now = utcnow()
             agent_id = await agents.create_agent(

@@ -43,8 +43,8 @@ async def agent_by_id(conn: AsyncConnection, agent_id: int) -> AnyRow | None:
     return (await conn.execute(select(AGENTS).where(AGENTS.c.id == agent_id))).one_or_none()
 
 
-async def count_agents(conn: AsyncConnection) -> int:
-    return len((await conn.execute(select(AGENTS.c.id).limit(1))).all())
+async def any_agents(conn: AsyncConnection) -> bool:
+    return (await conn.execute(select(AGENTS.c.id).limit(1))).first() is not None
 
 
 async def issue_token(conn: AsyncConnection, agent_id: int, label: str, now: datetime) -> str:

@@ -70,29 +70,33 @@ RunJob = Callable[[int], Awaitable[object]]
 
 
 class InProcessDispatcher:
-    """Runs delivery jobs in this process: a queue, a few consumer tasks, timers for deferred retries."""
+    """Runs delivery jobs in this process: a queue, a few consumer tasks, and sleeping tasks for deferred retries."""
 
     def __init__(self, run: RunJob, *, concurrency: int = 4) -> None:
         self._run = run
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._pending: set[int] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._tasks = [asyncio.create_task(self._consume(), name=f"carehub-delivery-{i}") for i in range(concurrency)]
+        self._deferred: set[asyncio.Task[None]] = set()
+        self._consumers = [
+            asyncio.create_task(self._consume(), name=f"carehub-delivery-{i}") for i in range(concurrency)
+        ]
 
     async def enqueue(self, jobs: Sequence[Job]) -> None:
-        loop = asyncio.get_running_loop()
         now = utcnow()
         for job in jobs:
             if job.not_before is not None and job.not_before > now:
-                delay = (job.not_before - now).total_seconds()
-                handle = loop.call_later(delay, self._put, job.outbox_id)
-                self._timers.add(handle)
+                task = asyncio.create_task(self._later((job.not_before - now).total_seconds(), job.outbox_id))
+                self._deferred.add(task)
+                task.add_done_callback(self._deferred.discard)
             else:
                 self._put(job.outbox_id)
 
+    async def _later(self, delay: float, outbox_id: int) -> None:
+        await asyncio.sleep(delay)
+        self._put(outbox_id)
+
     def _put(self, outbox_id: int) -> None:
-        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
-        if outbox_id not in self._pending:
+        if outbox_id not in self._pending:  # already waiting: a second run would only find it claimed
             self._pending.add(outbox_id)
             self._queue.put_nowait(outbox_id)
 
@@ -106,8 +110,7 @@ class InProcessDispatcher:
                 log.exception("delivery of outbox row %d failed unexpectedly; the sweeper will retry", outbox_id)
 
     async def aclose(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        for task in self._tasks:
+        tasks = [*self._deferred, *self._consumers]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
