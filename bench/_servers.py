@@ -37,7 +37,8 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.proc.pid)
+        """CPU time of the server's whole process group (uvicorn workers included, should there be any)."""
+        return group_cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -110,25 +111,41 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5.0)
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one live process, from /proc/<pid>/stat."""
+def _stat_fields(pid: str) -> list[str]:
     with open(f"/proc/{pid}/stat") as f:
         # The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+
+
+def _live_pids() -> Iterator[str]:
+    return (entry.name for entry in os.scandir("/proc") if entry.name.isdigit())
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of the live processes in process group `pgid`."""
+    total = 0.0
+    for pid in _live_pids():
+        try:
+            fields = _stat_fields(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited while we looked
+        if int(fields[2]) == pgid:
+            total += _cpu_seconds(fields)
+    return total
 
 
 def cpu_seconds_of(command: str) -> float:
     """User + system CPU time of every live process named `command` (e.g. "postgres": all its backends)."""
     total = 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in _live_pids():
         try:
-            with open(f"/proc/{entry.name}/comm") as f:
-                if f.read().strip() != command:
-                    continue
-            total += process_cpu_seconds(int(entry.name))
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == command:
+                    total += _cpu_seconds(_stat_fields(pid))
         except (FileNotFoundError, ProcessLookupError):
-            continue  # exited while we looked
+            continue
     return total

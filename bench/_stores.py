@@ -113,3 +113,33 @@ def redis_version() -> str:
         return str(cast(dict[str, Any], client.info("server"))["redis_version"])
     finally:
         client.close()
+
+
+DATABASE_COUNTERS = ("sessions", "xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_fetched")
+
+
+def pg_database_counters(database: str, *, quiet_timeout: float = 0.0) -> dict[str, int]:
+    """pg_stat_database counters of `database`. With quiet_timeout, first wait (bounded) until no other session is
+    connected to it: a backend publishes its last counts when it exits."""
+    return asyncio.run(_pg_database_counters(database, quiet_timeout))
+
+
+async def _pg_database_counters(database: str, quiet_timeout: float) -> dict[str, int]:
+    conn = await asyncpg.connect(f"{PG_SERVER}/{database}", timeout=PG_TIMEOUT_S)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + quiet_timeout
+        while loop.time() < deadline:
+            others = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+            if not others:
+                break
+            await asyncio.sleep(0.1)
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(DATABASE_COUNTERS)} FROM pg_stat_database WHERE datname = $1",  # noqa: S608 - constants
+            database,
+        )
+        return {name: int(row[name] or 0) for name in DATABASE_COUNTERS}
+    finally:
+        await conn.close()

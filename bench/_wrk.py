@@ -8,7 +8,9 @@ import math
 import os
 import resource
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,19 @@ def share(items: Sequence[Any], thread: int, threads: int) -> Sequence[Any]:
     return items[thread::threads]
 
 
+def _wait(proc: subprocess.Popen[bytes], stopped: list[Path], deadline: float) -> None:
+    """Until wrk exits: once every thread has left its stop file (all responses in), SIGINT ends it at once
+    instead of at --duration; wrk then prints its statistics and runs done() as usual."""
+    interrupted = False
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise WrkFailed(f"wrk still running past its deadline; killed (pid {proc.pid})")
+        if not interrupted and all(marker.exists() for marker in stopped):
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+        time.sleep(0.05)
+
+
 def run_wrk(
     wrk: str,
     url: str,
@@ -141,20 +156,23 @@ def run_wrk(
         f"--script={REPLAY_SCRIPT}",
         url,
     ]
+    stopped = [result_file.with_name(f"{result_file.name}.stopped-{i}") for i in range(threads)]
+    for marker in stopped:
+        marker.unlink(missing_ok=True)
+    log = workdir / f"wrk-{requests_file.stem}.log"
     # wrk is the only child waited for during the run, so the children's rusage delta is wrk's own CPU time.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        cmd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=duration_s + DRAIN_LIMIT_S + 60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            _wait(proc, stopped, deadline=time.monotonic() + duration_s + DRAIN_LIMIT_S + 30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if out.returncode != 0 or not result_file.exists():
-        raise WrkFailed(f"wrk exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    if proc.returncode != 0 or not result_file.exists():
+        raise WrkFailed(f"wrk exited {proc.returncode}:\n{log.read_text()}")
     raw = json.loads(result_file.read_text())
     per_thread = sorted(raw["threads"], key=lambda t: int(t["index"]))
     statuses: dict[int, int] = {}

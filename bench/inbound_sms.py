@@ -1,6 +1,6 @@
 """Benchmark: the inbound SMS webhook (POST /webhooks/twilio/sms) of one `carehub serve` process on PostgreSQL and
 Redis, against a bare FastAPI POST (bench/baseline_app.py) measured in the same run under the same wrk load; then
-checks in the database that every request wrk sent was stored once and every sender has one ticket.
+checks in the database that every request was stored once, answered 200, and that every sender has one ticket.
 
 Run: make bench  (starts Redis + PostgreSQL first)  or  .venv/bin/python -m bench.inbound_sms [--help]
 Needs PostgreSQL on 127.0.0.1:5432 (trust, user postgres) and Redis on 127.0.0.1:6379; installs wrk (Debian) if
@@ -16,26 +16,24 @@ import math
 import os
 import random
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from bench import _machine, _servers, _stores
+from bench import _machine, _profile, _servers, _stores
 from bench._servers import HOST, Server
-from bench._wrk import DRAIN_LIMIT_S, WrkResult, ensure_wrk, run_wrk, share, wrk_version
+from bench._sms_requests import SMS_PATH, SignedSms, phone_pool, sent_requests, signed_sms, write_requests
+from bench._wrk import DRAIN_LIMIT_S, WrkResult, ensure_wrk, run_wrk, wrk_version
 
-SMS_PATH = "/webhooks/twilio/sms"
 PUBLIC_URL = "https://bench.invalid"  # production refuses http; requests are signed against this URL
-ACCOUNT_SID = "AC" + "b3" * 16
-CITY_NUMBER = "+19055550100"
 QUEUE_NAME = "carehub:queue"  # Settings.queue_name's default: the arq queue acknowledgements are enqueued to
 REPO = Path(__file__).resolve().parents[1]
 CAREHUB_BIN = Path(sys.executable).parent / "carehub"
@@ -45,70 +43,26 @@ GOAL_RATIO = 0.20
 GOAL_P99_MS = 100.0
 WARMUP_SENDERS = 200  # a pool of their own, so the measured run still sees each of its senders' first text
 BASELINE_POOL = 5_000  # the baseline stores nothing, so its requests may repeat
-DRAIN_TIMEOUT_S = 30.0
+QUIET_TIMEOUT_S = 15.0
 
-TEXTS = (
-    "Pothole on Kingston Rd just west of Brock, eastbound lane. Two cars hit it this morning.",
-    "Garbage wasn't picked up on Finch Ave today",
-    "Streetlight out at Liverpool and Glenanna, very dark at night",
-    "When is the next green bin pickup for Amberlea?",
-    "There's a fallen tree blocking the sidewalk on Whites Rd near the school. Kids are walking on the road.",
-    "Water main break? Water coming up through the road on Dixie Rd",
-    "Hi, I'd like to book a large item pickup (old couch). Address is 1234 Rosebank Rd.",
-    "Noise complaint: construction started at 6am again on Bayly St",
-    "Thanks!",
-    "Yes",
-    "Is the Chestnut Hill rec centre pool open on the holiday Monday?",
-    "Parking ticket question - I paid it online but got a reminder letter. Ref 88123.",
+# What the hub's CPU goes to, by source file; the first match walking up from the running frame wins.
+PROFILE_CATEGORIES: _profile.Categories = (
+    ("anyio worker threads (sync dependency)", ("threading.py", "anyio/to_thread.py")),
+    ("twilio signature check", ("twilio/",)),
+    ("phonenumbers (E.164)", ("phonenumbers/",)),
+    ("Jinja2 (acknowledgement text)", ("jinja2/",)),
+    ("arq + redis-py (enqueue ack)", ("arq/", "redis/")),
+    ("asyncpg (driver, protocol)", ("asyncpg/",)),
+    ("SQLAlchemy: cache keys", ("sqlalchemy/sql/cache_key.py",)),
+    ("SQLAlchemy: compiled SQL + parameters", ("sqlalchemy/sql/compiler.py",)),
+    ("SQLAlchemy: building statements", ("sqlalchemy/sql/", "<sqlalchemy generated")),
+    ("SQLAlchemy: execution, results, pool", ("sqlalchemy/engine/", "sqlalchemy/pool/", "sqlalchemy/dialects/")),
+    ("SQLAlchemy: asyncio adaptation (greenlet)", ("sqlalchemy/ext/asyncio/", "sqlalchemy/util/concurrency.py")),
+    ("SQLAlchemy: other", ("sqlalchemy/",)),
+    ("carehub + channels code", ("carehub/", "channels/")),
+    ("HTTP: uvicorn, Starlette, FastAPI, anyio", ("uvicorn/", "starlette/", "fastapi/", "anyio/")),
+    ("event loop (uvloop) and other stdlib", ("asyncio/",)),
 )
-
-
-@dataclass(frozen=True)
-class SignedSms:
-    sid: str
-    sender: str
-    signature: str
-    body: str
-
-
-def phone_pool(area_code: str, size: int) -> list[str]:
-    return [f"+1{area_code}555{i:04d}" for i in range(size)]
-
-
-def twilio_params(sid: str, sender: str, text: str) -> dict[str, str]:
-    """The fields Twilio posts for an incoming SMS (as in tests/support/twilio.py)."""
-    return {
-        "ToCountry": "CA", "ToState": "ON", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "PICKERING",
-        "FromZip": "", "SmsSid": sid, "FromState": "ON", "SmsStatus": "received", "FromCity": "AJAX", "Body": text,
-        "FromCountry": "CA", "To": CITY_NUMBER, "MessagingServiceSid": "", "ToZip": "", "NumSegments": "1",
-        "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": sender, "ApiVersion": "2010-04-01",
-    }  # fmt: skip
-
-
-def signed_sms(rng: random.Random, validator: RequestValidator, senders: Sequence[str], count: int) -> list[SignedSms]:
-    """`count` texts, each with its own MessageSid, from senders drawn at random, signed as Twilio would."""
-    url = PUBLIC_URL + SMS_PATH
-    out = []
-    for _ in range(count):
-        sid = f"SM{rng.getrandbits(128):032x}"
-        sender = rng.choice(senders)
-        params = twilio_params(sid, sender, rng.choice(TEXTS))
-        out.append(SignedSms(sid, sender, str(validator.compute_signature(url, params)), urlencode(params)))
-    return out
-
-
-def write_requests(path: Path, requests: Sequence[SignedSms]) -> Path:
-    path.write_text("".join(f"{r.signature}\t{r.body}\n" for r in requests))
-    return path
-
-
-def sent_requests(requests: Sequence[SignedSms], result: WrkResult) -> list[SignedSms]:
-    """The requests wrk wrote: the first n of each thread's share of the file."""
-    threads = len(result.sent_per_thread)
-    sent: list[SignedSms] = []
-    for thread, n in enumerate(result.sent_per_thread):
-        sent.extend(share(requests, thread, threads)[:n])
-    return sent
 
 
 @dataclass(frozen=True)
@@ -120,17 +74,37 @@ class Measured:
     run: WrkResult
     cpu_s: dict[str, float]
 
+    @property
+    def cpu_ms_per_request(self) -> dict[str, float]:
+        return {k: round(v / max(self.run.completed, 1) * 1000, 3) for k, v in self.cpu_s.items()}
+
     def as_json(self) -> dict[str, Any]:
-        per_request = {k: round(v / max(self.run.completed, 1) * 1000, 3) for k, v in self.cpu_s.items()}
         return {
             "warmup": self.warmup.as_json(),
             "run": self.run.as_json(),
             "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
-            "cpu_ms_per_request": per_request,
+            "cpu_ms_per_request": self.cpu_ms_per_request,
         }
 
 
-def measure(name: str, server: Server, wrk: str, files: tuple[Path, Path], args: argparse.Namespace) -> Measured:
+def cpu_snapshot(server: Server) -> dict[str, float]:
+    # postgres and redis-server: every process of that name, so other work on the machine shows up here too.
+    return {
+        "server": server.cpu_seconds(),
+        "postgres": _servers.cpu_seconds_of("postgres"),
+        "redis": _servers.cpu_seconds_of("redis-server"),
+    }
+
+
+def measure(
+    name: str,
+    server: Server,
+    wrk: str,
+    files: tuple[Path, Path],
+    args: argparse.Namespace,
+    profile: AbstractContextManager[None] | None = None,
+) -> Measured:
+    """Warm up, then the measured run; `profile` (if any) samples the server during the measured run."""
     common: dict[str, Any] = {
         "connections": args.connections,
         "threads": args.threads,
@@ -142,18 +116,11 @@ def measure(name: str, server: Server, wrk: str, files: tuple[Path, Path], args:
     warmup = run_wrk(wrk, url, files[0], duration_s=args.warmup, **common)
     print(f"bench: {name}: {args.duration} s at {args.connections} connections", flush=True)
     before = cpu_snapshot(server)
-    run = run_wrk(wrk, url, files[1], duration_s=args.duration, **common)
+    with profile or nullcontext():
+        run = run_wrk(wrk, url, files[1], duration_s=args.duration, **common)
     after = cpu_snapshot(server)
     cpu = {k: after[k] - before[k] for k in after} | {"wrk": run.cpu_s}
     return Measured(name, warmup, run, cpu)
-
-
-def cpu_snapshot(server: Server) -> dict[str, float]:
-    return {
-        "server": server.cpu_seconds(),
-        "postgres": _servers.cpu_seconds_of("postgres"),
-        "redis": _servers.cpu_seconds_of("redis-server"),
-    }
 
 
 def base_env() -> dict[str, str]:
@@ -163,22 +130,23 @@ def base_env() -> dict[str, str]:
 
 def run_baseline(wrk: str, workdir: Path, args: argparse.Namespace) -> Measured:
     rng = random.Random(args.seed)
-    requests = signed_sms(rng, RequestValidator("baseline"), phone_pool("905", args.senders), BASELINE_POOL)
+    validator = RequestValidator("baseline")  # not checked: the same bytes on the wire as the hub's requests
+    requests = signed_sms(rng, validator, PUBLIC_URL, phone_pool("905", args.senders), BASELINE_POOL)
     files = (write_requests(workdir / "baseline-warmup.txt", requests), workdir / "baseline-run.txt")
     files[1].write_bytes(files[0].read_bytes())
     port = _servers.free_port()
     argv = [sys.executable, "-m", "bench.baseline_app", "--host", HOST, "--port", str(port)]
-    with _servers.running(
-        "baseline", argv, port=port, env=base_env(), cwd=REPO, log_path=workdir / "baseline.log"
-    ) as s:
-        return measure("baseline", s, wrk, files, args)
+    log_path = workdir / "baseline.log"
+    with _servers.running("baseline", argv, port=port, env=base_env(), cwd=REPO, log_path=log_path) as server:
+        return measure("baseline", server, wrk, files, args)
 
 
 @dataclass
 class Verification:
+    """What the database and the queue hold after the hub's run, against what wrk sent and was answered."""
+
     sent: int = 0
     ok_responses: int = 0
-    unanswered: int = 0
     stored_inbound: int = 0
     missing: int = 0
     unexpected: int = 0
@@ -191,22 +159,11 @@ class Verification:
     problems: list[str] = field(default_factory=list)
 
 
-def wait_for_drain(database: str, expected: int) -> int:
-    """Requests wrk abandoned at its deadline still commit in the hub: wait (bounded) until they have."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        stored = int(_stores.pg_scalar(database, "SELECT count(*) FROM messages WHERE direction = 'in'"))
-        if stored >= expected or time.monotonic() > deadline:
-            return stored
-        time.sleep(0.1)
-
-
 def verify(
     database: str, redis_url: str, hub: Measured, sent: list[SignedSms], measured: list[SignedSms]
 ) -> Verification:
     v = Verification(sent=len(sent))
     v.ok_responses = sum(r.statuses.get(200, 0) for r in (hub.warmup, hub.run))
-    v.unanswered = hub.warmup.unanswered + hub.run.unanswered
     stored = {str(r[0]) for r in _stores.pg_query(database, "SELECT provider_id FROM messages WHERE direction = 'in'")}
     sids = {r.sid for r in sent}
     v.stored_inbound = int(_stores.pg_scalar(database, "SELECT count(*) FROM messages WHERE direction = 'in'"))
@@ -247,7 +204,17 @@ def hub_env(database: str, redis_url: str, token: str, pool_size: int) -> dict[s
     }
 
 
-def run_hub(wrk: str, workdir: Path, args: argparse.Namespace, baseline_rps: float) -> tuple[Measured, Verification]:
+@dataclass(frozen=True)
+class HubRun:
+    measured: Measured
+    verification: Verification
+    database_per_request: dict[str, float]
+    """pg_stat_database counters over the whole hub phase (warm-up included), per request sent."""
+    hub_sessions_opened: int
+    profile: _profile.Profile | None
+
+
+def run_hub(wrk: str, workdir: Path, args: argparse.Namespace, baseline_rps: float) -> HubRun:
     token = secrets.token_urlsafe(32)
     validator = RequestValidator(token)
     rng = random.Random(args.seed + 1)
@@ -257,25 +224,44 @@ def run_hub(wrk: str, workdir: Path, args: argparse.Namespace, baseline_rps: flo
         return math.ceil(baseline_rps * seconds * 1.25) + 2_000
 
     print("bench: hub: signing requests", flush=True)
-    warm = signed_sms(rng, validator, phone_pool("289", WARMUP_SENDERS), pool_size(args.warmup))
-    run = signed_sms(rng, validator, phone_pool("905", args.senders), pool_size(args.duration))
+    warm = signed_sms(rng, validator, PUBLIC_URL, phone_pool("289", WARMUP_SENDERS), pool_size(args.warmup))
+    run = signed_sms(rng, validator, PUBLIC_URL, phone_pool("905", args.senders), pool_size(args.duration))
     files = (write_requests(workdir / "hub-warmup.txt", warm), write_requests(workdir / "hub-run.txt", run))
+    profile_file = args.output.with_name(args.output.stem + ".hub-pyspy.txt")
     with _stores.redis_database(f"bench-{secrets.token_hex(4)}") as redis_url, _stores.postgres_database() as db:
         env = hub_env(db, redis_url, token, args.connections)
-        subprocess.run(
-            [str(CAREHUB_BIN), "migrate"], env=env, cwd=workdir, check=True, timeout=120, capture_output=True
-        )  # fmt: skip
+        migrate = subprocess.run(
+            [str(CAREHUB_BIN), "migrate"], env=env, cwd=workdir, timeout=120, capture_output=True, text=True
+        )
+        if migrate.returncode != 0:
+            raise _servers.ServerFailed(f"carehub migrate exited {migrate.returncode}:\n{migrate.stderr}")
+        counters_before = _stores.pg_database_counters(db)
         port = _servers.free_port()
-        argv = [str(CAREHUB_BIN), "serve", "--host", HOST, "--port", str(port)]
+        argv = shlex.split(args.hub_command) if args.hub_command else [str(CAREHUB_BIN), "serve"]
+        argv += ["--host", HOST, "--port", str(port)]
         # cwd outside the repository: the hub must not read a developer's .env
         with _servers.running("hub", argv, port=port, env=env, cwd=workdir, log_path=workdir / "hub.log") as server:
             status, body = _servers.get(server.base_url + "/readyz")
             if status != 200:
                 raise _servers.ServerFailed(f"hub /readyz answered {status}: {body.decode(errors='replace')}")
-            hub = measure("hub", server, wrk, files, args)
-            sent_warm, sent_run = sent_requests(warm, hub.warmup), sent_requests(run, hub.run)
-            wait_for_drain(db, len(sent_warm) + len(sent_run))
-        return hub, verify(db, redis_url, hub, sent_warm + sent_run, sent_run)
+            profile = None
+            if args.profile:
+                profile_file.parent.mkdir(parents=True, exist_ok=True)
+                profile = _profile.sampling(args.py_spy, server.proc.pid, args.duration, profile_file)
+            hub = measure("hub", server, wrk, files, args, profile)
+        # Stopped: every pooled session has closed, so pg_stat_database holds all of the hub's counts.
+        counters_after = _stores.pg_database_counters(db, quiet_timeout=QUIET_TIMEOUT_S)
+        sent_warm, sent_run = sent_requests(warm, hub.warmup), sent_requests(run, hub.run)
+        verification = verify(db, redis_url, hub, sent_warm + sent_run, sent_run)
+    total_sent = max(len(sent_warm) + len(sent_run), 1)
+    delta = {k: counters_after[k] - counters_before[k] for k in counters_after}
+    return HubRun(
+        measured=hub,
+        verification=verification,
+        database_per_request={k: round(v / total_sent, 2) for k, v in delta.items() if k != "sessions"},
+        hub_sessions_opened=delta["sessions"] - 1,  # the after-snapshot's own session counts too
+        profile=_profile.summarise(profile_file, PROFILE_CATEGORIES) if args.profile else None,
+    )
 
 
 def load_failures(m: Measured) -> list[str]:
@@ -300,26 +286,39 @@ def row(name: str, r: WrkResult) -> str:
     )
 
 
-def summary_text(result: dict[str, Any], baseline: Measured, hub: Measured, v: Verification) -> str:
-    cfg, goal = result["config"], result["goal"]
-    cpu_b, cpu_h = baseline.as_json()["cpu_ms_per_request"], hub.as_json()["cpu_ms_per_request"]
+def summary_text(result: dict[str, Any], baseline: Measured, hub: HubRun) -> str:
+    cfg, goal, v, m = result["config"], result["goal"], hub.verification, hub.measured
+    cpu_b, cpu_h = baseline.cpu_ms_per_request, m.cpu_ms_per_request
+    db = hub.database_per_request
     lines = [
         f"Inbound SMS webhook: {cfg['connections']} connections, {cfg['duration_s']} s after {cfg['warmup_s']} s "
         f"warm-up, wrk {cfg['wrk_threads']} thread(s), {cfg['senders']} senders",
         f"{'':<26}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'requests':>10}{'non-2xx':>9}",
         row("bare FastAPI POST", baseline.run),
-        row("carehub inbound SMS", hub.run),
+        row("carehub inbound SMS", m.run),
         f"hub / baseline: {goal['ratio']:.1%} (goal >= {GOAL_RATIO:.0%}: {'met' if goal['ratio_met'] else 'MISSED'});"
-        f" hub p99 {hub.run.latency_ms['p99']:.1f} ms (goal < {GOAL_P99_MS:.0f} ms: "
-        f"{'met' if goal['p99_met'] else 'MISSED'})",
+        f" hub p99 {m.run.latency_ms['p99']:.1f} ms (goal < {GOAL_P99_MS:.0f} ms: "
+        f"{'met' if goal['p99_met'] else 'MISSED'})" + ("" if result["ok"] else "; the run FAILED (below): not valid"),
         "CPU ms per request (server / postgres / redis / wrk): "
         f"baseline {cpu_b['server']:.3f} / {cpu_b['postgres']:.3f} / {cpu_b['redis']:.3f} / {cpu_b['wrk']:.3f}; "
         f"hub {cpu_h['server']:.3f} / {cpu_h['postgres']:.3f} / {cpu_h['redis']:.3f} / {cpu_h['wrk']:.3f}",
+        f"PostgreSQL per hub request: {db['xact_commit']} commits, {db['tup_inserted']} rows inserted, "
+        f"{db['tup_updated']} updated; {hub.hub_sessions_opened} sessions opened "
+        f"(pool size {cfg['hub_database_pool_size']})",
         f"Stored: {v.stored_inbound:,} inbound messages for {v.sent:,} requests sent and {v.ok_responses:,} answered "
-        f"200 (warm-up included); "
-        f"{v.tickets:,} tickets for {v.distinct_senders:,} distinct senders; {v.acks_staged:,} acks staged, "
-        f"{v.acks_enqueued:,} queued in arq; new tickets in the measured run: {v.measured_new_ticket_share:.1%}",
+        f"200 (warm-up included); {v.tickets:,} tickets for {v.distinct_senders:,} distinct senders; "
+        f"{v.acks_staged:,} acks staged, {v.acks_enqueued:,} queued in arq; "
+        f"first texts (new tickets) in the measured run: {v.measured_new_ticket_share:.1%}",
     ]
+    if hub.profile is not None:
+        cpu_ms = m.cpu_ms_per_request["server"]
+        lines.append(
+            f"Hub profile: {hub.profile.samples} py-spy samples; share of samples (≈ CPU ms of the "
+            f"{cpu_ms:.2f} per request)"
+        )
+        lines += [f"  {share:6.1%}  ≈{share * cpu_ms:5.2f} ms  {name}" for name, share in hub.profile.categories]
+        lines.append("  most often running (self):")
+        lines += [f"  {share:6.1%}  {name}" for name, share in hub.profile.own[:12]]
     return "\n".join(lines)
 
 
@@ -333,12 +332,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     parser.add_argument("--fail-on-goal", action="store_true", help="exit 2 when the goal is missed")
+    parser.add_argument("--profile", action="store_true", help="sample the hub with py-spy during the measured run")
+    parser.add_argument("--py-spy", help="py-spy binary for --profile (default: on PATH)")
+    parser.add_argument(
+        "--hub-command",
+        help="run this instead of `carehub serve` (it gets --host and --port appended): to measure an experiment",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile:
+        args.py_spy = _profile.find_py_spy(args.py_spy)
     wrk = ensure_wrk()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="carehub-bench-") as tmp:
         workdir = Path(tmp)
         baseline = run_baseline(wrk, workdir, args)
@@ -346,15 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failures:
             raise SystemExit("bench: FAILED\n  " + "\n  ".join(failures))
         try:
-            hub, verification = run_hub(wrk, workdir, args, baseline.run.rps)
+            hub = run_hub(wrk, workdir, args, baseline.run.rps)
         except Exception:
             log = workdir / "hub.log"
             if log.exists():
                 print("bench: hub log (last 40 lines):\n" + "\n".join(log.read_text().splitlines()[-40:]))
             raise
-    failures = load_failures(hub) + verification.problems
-    ratio = hub.run.rps / baseline.run.rps
-    p99 = hub.run.latency_ms["p99"]
+    failures = load_failures(hub.measured) + hub.verification.problems
+    ratio = hub.measured.run.rps / baseline.run.rps
+    p99 = hub.measured.run.latency_ms["p99"]
     goal = {"ratio": round(ratio, 4), "ratio_met": ratio >= GOAL_RATIO, "p99_ms": p99, "p99_met": p99 < GOAL_P99_MS}
     result: dict[str, Any] = {
         "benchmark": "inbound_sms",
@@ -364,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             postgresql=str(_stores.pg_scalar("postgres", "SHOW server_version")),
             redis=_stores.redis_version(),
             wrk=wrk_version(wrk),
+            load_average_before=" ".join(f"{x:.2f}" for x in load_before),
         ),
         "config": {
             "connections": args.connections,
@@ -373,15 +382,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "senders": args.senders,
             "hub_database_pool_size": args.connections,
             "seed": args.seed,
+            "profiled": args.profile,
+            "hub_command": args.hub_command or "carehub serve",
         },
         "goal": goal | {"ratio_goal": GOAL_RATIO, "p99_goal_ms": GOAL_P99_MS},
         "baseline": baseline.as_json(),
-        "hub": hub.as_json(),
-        "verification": verification.__dict__,
+        "hub": hub.measured.as_json()
+        | {
+            "database_per_request": hub.database_per_request,
+            "database_sessions_opened": hub.hub_sessions_opened,
+            "profile": hub.profile.as_json() if hub.profile else None,
+        },
+        "verification": asdict(hub.verification),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(summary_text(result, baseline, hub, verification))
+    print(summary_text(result, baseline, hub))
     print(f"bench: results in {args.output}")
     if failures:
         print("bench: FAILED\n  " + "\n  ".join(failures), file=sys.stderr)

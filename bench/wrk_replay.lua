@@ -3,8 +3,9 @@
 -- requests share a MessageSid. done() writes the run's numbers as JSON for bench/_wrk.py to read.
 --
 -- Ending: wrk drops the requests still in flight when its own --duration runs out, though the server may still
--- commit them. So each thread stops *sending* after BENCH_SECONDS, waits for its last responses and then stops
--- itself; wrk's --duration is only the upper bound. Rates are counted over the BENCH_SECONDS window.
+-- commit them. So each thread stops *sending* after BENCH_SECONDS, waits for its last responses, stops itself and
+-- leaves a file "<BENCH_RESULT>.stopped-<thread>", on which bench/_wrk.py ends wrk with SIGINT (wrk's --duration
+-- is only the upper bound). Rates are counted over the BENCH_SECONDS window.
 --
 -- Environment (the done() phase runs in its own Lua state, which sees no script arguments):
 --   BENCH_REQUESTS  the request file            BENCH_THREADS  wrk's -t, to split the file between threads
@@ -48,13 +49,24 @@ function init(args)
       end
       line_number = line_number + 1
    end
+   -- wrk calls request() once on thread 0 before the run, only to count the requests in the string it returns.
+   verifying = thread_index == 0
    sent = 0
    responses = 0
    in_window = 0
    exhausted = 0
    closed = false
+   stopped = false
    statuses = {}
    stop_at = now() + tonumber(os.getenv("BENCH_SECONDS"))
+end
+
+local function stop_thread()
+   if not stopped then
+      stopped = true
+      assert(io.open(os.getenv("BENCH_RESULT") .. ".stopped-" .. thread_index, "w")):close()
+      wrk.thread:stop()
+   end
 end
 
 -- Called before each request: 0 sends at once; after the window (or the share) no request is sent again.
@@ -68,7 +80,7 @@ function delay()
    end
    if closed then
       if responses >= sent then
-         wrk.thread:stop()
+         stop_thread()
       end
       return NEVER_MS
    end
@@ -76,6 +88,10 @@ function delay()
 end
 
 function request()
+   if verifying then
+      verifying = false
+      return pool[1]
+   end
    local next_request = pool[(sent % #pool) + 1]
    sent = sent + 1
    return next_request
@@ -89,7 +105,7 @@ function response(status, headers, body)
    local key = tostring(status)
    statuses[key] = (statuses[key] or 0) + 1
    if closed and responses >= sent then
-      wrk.thread:stop()
+      stop_thread()
    end
 end
 
