@@ -25,7 +25,7 @@ class CurrentAgent:
     role: Role
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: FastAPI runs sync dependencies in a thread pool
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -13,7 +13,7 @@ from starlette.datastructures import ImmutableMultiDict
 from carehub.agents.auth import RuntimeDep
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
-from carehub.inbound.service import DuplicateMessage, ingest
+from carehub.inbound.service import receive
 from carehub.outbox import repository as outbox
 from carehub.problems import Problem
 from carehub.runtime import Runtime
@@ -53,10 +53,7 @@ async def inbound_sms(request: Request, rt: RuntimeDep) -> Response:
     adapter, req = await verified_sms_request(request, rt)
     messages = parsed(adapter.parse_inbound, req)
     for message in messages:
-        try:
-            async with rt.transaction() as tx:
-                await ingest(tx, message, settings=rt.settings, templates=rt.templates, now=utcnow())
-        except DuplicateMessage:
+        if await receive(rt, message) is None:
             log.info("duplicate inbound sms %s ignored", message.provider_id)
     return Response(EMPTY_TWIML, media_type="text/xml")
 

@@ -1,19 +1,23 @@
 """Turns a verified inbound message into ticket state: dedupe, find or create the contact, join or open a ticket,
-and stage the acknowledgement. Runs inside the caller's transaction and never commits."""
+and stage the acknowledgement, in one transaction that receive() owns."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.db import Tx
 from carehub.messaging.templates import MessageTemplates
 from carehub.outbox import repository as outbox
+from carehub.outbox.dispatch import Job
+from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference
-from channels.base import InboundMessage
+from channels.base import ChannelKind, InboundMessage
 
 SUBJECT_CHARS = 80
 
@@ -35,6 +39,65 @@ def subject_from(body: str) -> str | None:
     if len(first_line) <= SUBJECT_CHARS:
         return first_line or None
     return first_line[: SUBJECT_CHARS - 1].rstrip() + "…"
+
+
+REFERENCE_SLOT = "{reference}"  # filled in once the ticket id is known (by the PostgreSQL function, or below)
+INGEST_CALL = (
+    "SELECT ticket_id, message_id, new_ticket, ack_outbox_id "
+    "FROM carehub_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+
+
+def ack_texts(templates: MessageTemplates, settings: Settings, channel: ChannelKind) -> dict[str, str]:
+    """The acknowledgement in every language we have, with a slot for the reference: rendered once per process."""
+    return templates.render_each_language(channel, "ack", city_name=settings.city_name, reference=REFERENCE_SLOT)
+
+
+async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
+    """Store an inbound message and everything it causes, committed; None if it was stored before.
+
+    PostgreSQL does it in one round trip (the carehub_ingest function, migration 0002) on the raw asyncpg
+    connection, which is what lets one hub process take hundreds of webhooks a second; SQLite runs the same rules
+    as the statements in ingest() below. The acknowledgement is enqueued only after the commit.
+    """
+    now = utcnow()
+    if rt.engine.dialect.name == "postgresql":
+        ingested = await _ingest_in_one_call(rt, msg, now)
+        if ingested is not None and ingested.ack_outbox_id is not None and rt.dispatcher is not None:
+            await rt.dispatcher.enqueue([Job(ingested.ack_outbox_id)])
+        return ingested
+    try:
+        async with rt.transaction() as tx:
+            return await ingest(tx, msg, settings=rt.settings, templates=rt.templates, now=now)
+    except DuplicateMessage:
+        return None
+
+
+async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -> Ingested | None:
+    settings = rt.settings
+    async with rt.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        row = await raw.driver_connection.fetchrow(  # type: ignore[union-attr]
+            INGEST_CALL,
+            msg.channel.value,
+            msg.from_address,
+            msg.provider_id,
+            msg.body,
+            json.dumps(dict(msg.meta)),
+            subject_from(msg.body),
+            now,
+            now - timedelta(days=settings.reopen_window_days),
+            json.dumps(ack_texts(rt.templates, settings, msg.channel)),
+            settings.ticket_prefix,
+        )
+    if row is None:
+        return None
+    return Ingested(
+        ticket_id=row["ticket_id"],
+        message_id=row["message_id"],
+        new_ticket=row["new_ticket"],
+        ack_outbox_id=row["ack_outbox_id"],
+    )
 
 
 async def ingest(
@@ -74,12 +137,9 @@ async def ingest(
     if sender.opted_out:
         return Ingested(ticket_id, message_id, new_ticket=True, ack_outbox_id=None)
 
-    ack = templates.render(
-        msg.channel,
-        "ack",
-        sender.language,
-        city_name=settings.city_name,
-        reference=format_reference(settings.ticket_prefix, ticket_id),
+    acks = ack_texts(templates, settings, msg.channel)
+    ack = acks.get(sender.language, acks["en"]).replace(
+        REFERENCE_SLOT, format_reference(settings.ticket_prefix, ticket_id)
     )
     ack_message_id = await tickets.add_outbound_message(
         conn,

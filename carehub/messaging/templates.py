@@ -27,6 +27,24 @@ class MessageTemplates:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._each_language: dict[tuple[ChannelKind, str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+
+    def languages(self, channel: ChannelKind, name: str) -> list[str]:
+        prefix, suffix = f"messages/{channel.value}/{name}.", f".{_EXTENSION[channel]}.j2"
+        return sorted(
+            t.removeprefix(prefix).removesuffix(suffix)
+            for t in self.env.list_templates()
+            if t.startswith(prefix) and t.endswith(suffix)
+        )
+
+    def render_each_language(self, channel: ChannelKind, name: str, **context: str) -> dict[str, str]:
+        """Every language's rendering; cached, since callers pass constant context (slots filled in later)."""
+        key = (channel, name, tuple(sorted(context.items())))
+        if key not in self._each_language:
+            self._each_language[key] = {
+                lang: self.render(channel, name, lang, **context) for lang in self.languages(channel, name)
+            }
+        return self._each_language[key]
 
     def render(self, channel: ChannelKind, name: str, language: str, **context: Any) -> str:
         ext = _EXTENSION[channel]

@@ -77,6 +77,7 @@ class InProcessDispatcher:
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._pending: set[int] = set()
         self._deferred: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()
         self._consumers = [
             asyncio.create_task(self._consume(), name=f"carehub-delivery-{i}") for i in range(concurrency)
         ]
@@ -104,13 +105,25 @@ class InProcessDispatcher:
         while True:
             outbox_id = await self._queue.get()
             self._pending.discard(outbox_id)
-            try:
-                await self._run(outbox_id)
-            except Exception:
-                log.exception("delivery of outbox row %d failed unexpectedly; the sweeper will retry", outbox_id)
+            job = asyncio.create_task(self._run_logged(outbox_id))
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+            await asyncio.shield(job)  # closing stops this loop, not the send in flight
 
-    async def aclose(self) -> None:
-        tasks = [*self._deferred, *self._consumers]
-        for task in tasks:
+    async def _run_logged(self, outbox_id: int) -> None:
+        try:
+            await self._run(outbox_id)
+        except Exception:
+            log.exception("delivery of outbox row %d failed unexpectedly; the sweeper will retry", outbox_id)
+
+    async def aclose(self, grace_seconds: float = 15.0) -> None:
+        """Stop taking jobs; let sends in flight finish (as a worker does on SIGTERM), then cancel what is left."""
+        idle = [*self._deferred, *self._consumers]
+        for task in idle:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*idle, return_exceptions=True)
+        if self._running:
+            _, late = await asyncio.wait(self._running, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
