@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ class Runtime:
     adapters: dict[ChannelKind, ChannelAdapter]
     templates: MessageTemplates
     dispatcher: Dispatcher | None = field(default=None)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -40,12 +42,21 @@ class Runtime:
         if self.dispatcher is not None:
             await self.dispatcher.enqueue([Job(i) for i in outbox_ids])
 
+    def enqueue_soon(self, outbox_ids: list[int]) -> None:
+        """Enqueue committed rows without making the caller wait (a webhook answers first). Losing this enqueue
+        (the process dies right now) only delays delivery until the sweeper finds the row."""
+        task = asyncio.create_task(self._enqueue_staged(outbox_ids))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def status_callback_url(self, channel: ChannelKind, outbox_id: int) -> str | None:
         if channel is ChannelKind.SMS:
             return f"{self.settings.public_url.rstrip('/')}/webhooks/twilio/status?d={outbox_id}"
         return None
 
     async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
         for adapter in self.adapters.values():

@@ -48,8 +48,9 @@ async def provider_request(request: Request, settings: Settings) -> InboundReque
 
 
 @router.post("/sms", response_class=Response, responses={200: {"content": {"text/xml": {}}}})
-async def inbound_sms(request: Request, rt: RuntimeDep) -> Response:
+async def inbound_sms(request: Request) -> Response:
     """A resident's text. Answers with empty TwiML once the message is committed (or was already stored)."""
+    rt: Runtime = request.app.state.runtime  # not a dependency: this is the hot path, and DI costs per request
     adapter, req = await verified_sms_request(request, rt)
     messages = parsed(adapter.parse_inbound, req)
     for message in messages:

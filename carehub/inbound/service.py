@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.db import Tx
 from carehub.messaging.templates import MessageTemplates
 from carehub.outbox import repository as outbox
-from carehub.outbox.dispatch import Job
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
@@ -53,6 +53,16 @@ def ack_texts(templates: MessageTemplates, settings: Settings, channel: ChannelK
     return templates.render_each_language(channel, "ack", city_name=settings.city_name, reference=REFERENCE_SLOT)
 
 
+_ACK_JSON: WeakKeyDictionary[MessageTemplates, dict[ChannelKind, str]] = WeakKeyDictionary()
+
+
+def _ack_texts_json(templates: MessageTemplates, settings: Settings, channel: ChannelKind) -> str:
+    per_channel = _ACK_JSON.setdefault(templates, {})
+    if channel not in per_channel:
+        per_channel[channel] = json.dumps(ack_texts(templates, settings, channel))
+    return per_channel[channel]
+
+
 async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
     """Store an inbound message and everything it causes, committed; None if it was stored before.
 
@@ -63,8 +73,8 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
     now = utcnow()
     if rt.engine.dialect.name == "postgresql":
         ingested = await _ingest_in_one_call(rt, msg, now)
-        if ingested is not None and ingested.ack_outbox_id is not None and rt.dispatcher is not None:
-            await rt.dispatcher.enqueue([Job(ingested.ack_outbox_id)])
+        if ingested is not None and ingested.ack_outbox_id is not None:
+            rt.enqueue_soon([ingested.ack_outbox_id])
         return ingested
     try:
         async with rt.transaction() as tx:
@@ -87,7 +97,7 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
             subject_from(msg.body),
             now,
             now - timedelta(days=settings.reopen_window_days),
-            json.dumps(ack_texts(rt.templates, settings, msg.channel)),
+            _ack_texts_json(rt.templates, settings, msg.channel),
             settings.ticket_prefix,
         )
     if row is None:
