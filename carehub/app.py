@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = Runtime.create(settings)
         app.state.runtime = rt
+        await rt.open_hot_pool()
         sweeper = await start_delivery(rt)
         # Everything built so far lives as long as the process: keep it out of the collector's full scans,
         # which otherwise show up as latency spikes under load.

@@ -6,6 +6,8 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carehub.db import Tx, create_engine, transaction
@@ -23,6 +25,8 @@ class Runtime:
     adapters: dict[ChannelKind, ChannelAdapter]
     templates: MessageTemplates
     dispatcher: Dispatcher | None = field(default=None)
+    # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
+    hot_pool: asyncpg.Pool | None = field(default=None)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -32,6 +36,15 @@ class Runtime:
             engine=create_engine(settings),
             adapters=build_adapters(settings),
             templates=MessageTemplates(settings.templates_dir or default_templates_dir()),
+        )
+
+    async def open_hot_pool(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        size = self.settings.database_pool_size
+        self.hot_pool = await asyncpg.create_pool(
+            url.render_as_string(hide_password=False), min_size=1, max_size=size, reset=_keep_session
         )
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
@@ -59,6 +72,13 @@ class Runtime:
             await asyncio.wait(self._background, timeout=5)
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
+        if self.hot_pool is not None:
+            await self.hot_pool.close()
         for adapter in self.adapters.values():
             await adapter.aclose()
         await self.engine.dispose()
+
+
+async def _keep_session(_connection: object) -> None:
+    """The hot path leaves no session state behind (one statement; its advisory lock is transaction-scoped),
+    so skip asyncpg's reset query, which would cost a round trip every time a connection goes back to the pool."""

@@ -85,21 +85,21 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
 
 async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -> Ingested | None:
     settings = rt.settings
-    async with rt.engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        row = await raw.driver_connection.fetchrow(  # type: ignore[union-attr]
-            INGEST_CALL,
-            msg.channel.value,
-            msg.from_address,
-            msg.provider_id,
-            msg.body,
-            json.dumps(dict(msg.meta)),
-            subject_from(msg.body),
-            now,
-            now - timedelta(days=settings.reopen_window_days),
-            _ack_texts_json(rt.templates, settings, msg.channel),
-            settings.ticket_prefix,
-        )
+    if rt.hot_pool is None:
+        raise RuntimeError("Runtime.open_hot_pool() was not called for this PostgreSQL hub")
+    row = await rt.hot_pool.fetchrow(
+        INGEST_CALL,
+        msg.channel.value,
+        msg.from_address,
+        msg.provider_id,
+        msg.body,
+        json.dumps(dict(msg.meta)),
+        subject_from(msg.body),
+        now,
+        now - timedelta(days=settings.reopen_window_days),
+        _ack_texts_json(rt.templates, settings, msg.channel),
+        settings.ticket_prefix,
+    )
     if row is None:
         return None
     return Ingested(
