@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.models import ACTIVE_TICKET_STATUSES, Contact, ContactAddress, Ticket, TicketStatus
@@ -24,17 +24,6 @@ class Sender:
     opted_out: bool
     ticket_id: int | None
     ticket_status: TicketStatus | None
-
-
-async def lock_address(conn: AsyncConnection, channel: ChannelKind, address: str) -> None:
-    """Serialise concurrent messages from one sender so two texts sent together cannot open two tickets.
-
-    PostgreSQL: a transaction-scoped advisory lock on the address. SQLite: one writer at a time already.
-    """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{channel.value}:{address}"}
-        )
 
 
 async def find_sender(

@@ -113,8 +113,11 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
 async def ingest(
     tx: Tx, msg: InboundMessage, *, settings: Settings, templates: MessageTemplates, now: datetime
 ) -> Ingested:
+    """SQLite's ingest, statement by statement; PostgreSQL runs the same rules in carehub_ingest() (0002).
+
+    The hub holds one SQLite connection, so transactions run one at a time and two texts sent together cannot
+    open two tickets. Raises DuplicateMessage (and the caller rolls back) for a provider id seen before."""
     conn = tx.conn
-    await contacts.lock_address(conn, msg.channel, msg.from_address)
     reopen_since = now - timedelta(days=settings.reopen_window_days)
     sender = await contacts.find_sender(
         conn, msg.channel, msg.from_address, reopen_since=reopen_since

@@ -47,20 +47,7 @@ async def load(conn: AsyncConnection, settings: Settings, ticket_id: int) -> Any
 
 
 def summary(settings: Settings, row: AnyRow) -> TicketSummary:
-    return TicketSummary(
-        id=row.id,
-        reference=format_reference(settings.ticket_prefix, row.id),
-        status=row.status,
-        priority=row.priority,
-        channel=row.channel,
-        team=row.team,
-        assignee_id=row.assignee_id,
-        subject=row.subject,
-        contact_id=row.contact_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_inbound_at=row.last_inbound_at,
-    )
+    return TicketSummary.model_validate({**row._mapping, "reference": format_reference(settings.ticket_prefix, row.id)})
 
 
 async def detail(
