@@ -49,19 +49,7 @@ check: bootstrap
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy $(PY_DIRS)
 
-# bench/__main__.py, when it exists, decides what runs; otherwise every bench/<name>.py not starting with _ runs in turn.
+# bench/__main__.py runs every benchmark; each measures its own baseline in the same run.
 bench: bootstrap
 	scripts/services-up
-	@if [ -f bench/__main__.py ]; then \
-		echo "$(BIN)/python -m bench $(BENCH_ARGS)"; \
-		$(BIN)/python -m bench $(BENCH_ARGS); \
-	else \
-		found=0; \
-		for f in bench/[!_]*.py; do \
-			[ -e "$$f" ] || continue; \
-			found=1; name=$$(basename "$$f" .py); \
-			echo "== bench.$$name"; \
-			$(BIN)/python -m bench.$$name $(BENCH_ARGS) || exit $$?; \
-		done; \
-		if [ $$found = 0 ]; then echo "make bench: no benchmarks in bench/" >&2; exit 1; fi; \
-	fi
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -38,6 +38,11 @@ async def test_invalid_number_fails_permanently_with_twilio_reason(hub: Hub, fak
     assert "not a valid phone number" in row.last_error
     assert row.attempts == 1
     assert fake_twilio.accepted == []
+    token = await hub.agent_token()
+    ticket = (await hub.client.get("/api/v1/tickets/PKR-000001", headers={"Authorization": f"Bearer {token}"})).json()
+    delivery = ticket["messages"][-1]["delivery"]
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "21211")
+    assert "not a valid phone number" in delivery["last_error"]
 
 
 async def test_rate_limited_send_is_retried_and_sent_once(hub: Hub, fake_twilio: FakeTwilioApi) -> None:

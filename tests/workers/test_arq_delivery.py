@@ -3,13 +3,15 @@ re-enqueues from the outbox), and a worker killed mid-send leads to exactly one 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from carehub.settings import Settings
 from tests.conftest import Hub, hub_settings, running_hub
 from tests.fakes.twilio_api import FakeTwilioApi, hang
 from tests.support import stores
-from tests.support.processes import carehub_process, kill, settings_env
+from tests.support.processes import CAREHUB_BIN, carehub_process, kill, settings_env
 from tests.support.store_queries import outbox_rows
 from tests.support.twilio import text_hub
 from tests.support.waiting import eventually
@@ -92,3 +94,29 @@ async def test_texts_taken_while_redis_is_down_are_delivered_once_it_is_back(
             await eventually(lambda: all_sent(hub, 1), within=20, what="the sweeper to deliver the acknowledgement")
 
     assert [m.to for m in fake_twilio.accepted] == [resident(3)]
+
+
+async def test_worker_health_check_command_tells_whether_a_worker_is_alive(
+    queue_settings: Settings, tmp_path: Path
+) -> None:
+    """compose.yaml's worker healthcheck is `carehub worker --check`: it must fail with no worker and pass with one."""
+
+    async def check() -> int:
+        proc = await asyncio.create_subprocess_exec(
+            str(CAREHUB_BIN),
+            "worker",
+            "--check",
+            env=settings_env(queue_settings),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await proc.wait()
+
+    assert await check() == 1
+    async with arq_worker(queue_settings):
+        await eventually(lambda: _passes(check), within=20, what="the worker's health-check key")
+
+
+async def _passes(check: Callable[[], Awaitable[int]]) -> bool:
+    return await check() == 0
