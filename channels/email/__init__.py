@@ -1,0 +1,1 @@
+"""Email channel: inbound parsing, bounce handling and mail-loop protection."""
