@@ -74,5 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(inbound.router)
     app.include_router(tickets.router)
-    app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

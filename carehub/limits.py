@@ -16,22 +16,15 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Answer 413 problem+json for bodies over the limit, whether declared by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
-        self.default_limit = default_limit
-        self.limits = sorted((limits or {}).items(), key=lambda kv: -len(kv[0]))
-
-    def limit_for(self, path: str) -> int:
-        for prefix, limit in self.limits:
-            if path.startswith(prefix):
-                return limit
-        return self.default_limit
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        limit = self.limit
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

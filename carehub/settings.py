@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Self:
+    def _refuse_unsafe_configuration(self) -> Self:
+        if self.delivery_lease_seconds <= self.twilio_timeout_seconds:
+            # A lease that can expire while the provider call is still running lets the sweeper send it again.
+            raise ValueError("CAREHUB_DELIVERY_LEASE_SECONDS must be longer than CAREHUB_TWILIO_TIMEOUT_SECONDS")
         if self.env is Environment.PRODUCTION:
             if self.twilio_auth_token.get_secret_value() == DEV_TWILIO_AUTH_TOKEN:
                 raise ValueError("CAREHUB_TWILIO_AUTH_TOKEN must be set to the account's real auth token in production")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from carehub.settings import Settings
+from tests.conftest import running_hub
 from tests.support.processes import CAREHUB_BIN, carehub_process, settings_env
 from tests.support.waiting import eventually
 
@@ -77,3 +78,43 @@ async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path:
     assert ticket["subject"] == "Missed garbage pickup on Whites Rd"
     assert (tmp_path / "carehub.db").exists()
     assert "+19055550199" in log.read_text()  # the number was normalised to E.164
+
+
+async def test_operator_creates_agents_and_tokens_from_the_cli(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    env = {
+        k: v
+        for k, v in settings_env(Settings(database_url=db)).items()
+        if not k.startswith("CAREHUB_") or k == "CAREHUB_DATABASE_URL"
+    }
+
+    def carehub(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own entry point
+            [str(CAREHUB_BIN), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    migrated = await asyncio.to_thread(carehub, "migrate")
+    created = await asyncio.to_thread(
+        carehub, "create-agent", "--email", "Sup@City.example", "--name", "Sam", "--role", "supervisor"
+    )
+    again = await asyncio.to_thread(carehub, "create-agent", "--email", "sup@city.example", "--name", "Sam")
+    second = await asyncio.to_thread(carehub, "create-token", "--email", "sup@city.example", "--label", "laptop")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert created.returncode == 0, created.stderr
+    assert again.returncode != 0
+    assert "exists" in again.stderr
+    tokens = [re.search(r"(chub_\S+)", r.stdout) for r in (created, second)]
+    assert all(tokens)
+    async with running_hub(Settings(env="test", database_url=db)) as hub:
+        for match in tokens:
+            assert match is not None
+            me = await hub.client.get("/api/v1/me", headers={"Authorization": f"Bearer {match.group(1)}"})
+            assert me.json()["role"] == "supervisor"
+            assert me.json()["email"] == "sup@city.example"

@@ -1,0 +1,29 @@
+"""Configuration that would lose or duplicate messages, or accept forged webhooks, is refused at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from carehub.settings import Settings
+
+
+def test_production_refuses_the_placeholder_twilio_auth_token() -> None:
+    with pytest.raises(ValidationError, match="CAREHUB_TWILIO_AUTH_TOKEN"):
+        Settings(env="production", public_url="https://hub.city.example")
+
+
+def test_production_refuses_a_non_https_public_url() -> None:
+    with pytest.raises(ValidationError, match="https"):
+        Settings(env="production", public_url="http://hub.city.example", twilio_auth_token="real-token")
+
+
+def test_production_with_real_secrets_is_accepted() -> None:
+    settings = Settings(env="production", public_url="https://hub.city.example", twilio_auth_token="real-token")
+
+    assert settings.public_url == "https://hub.city.example"
+
+
+def test_a_delivery_lease_shorter_than_the_provider_timeout_is_refused() -> None:
+    with pytest.raises(ValidationError, match="LEASE"):
+        Settings(delivery_lease_seconds=10, twilio_timeout_seconds=10)
