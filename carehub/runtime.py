@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -14,7 +15,7 @@ from carehub.db import Tx, create_engine, transaction
 from carehub.messaging.templates import MessageTemplates, default_templates_dir
 from carehub.outbox.dispatch import Dispatcher, Job
 from carehub.settings import Settings
-from channels.base import ChannelAdapter, ChannelKind
+from channels.base import ChannelAdapter, ChannelKind, ChannelSender
 from channels.registry import build_adapters
 
 
@@ -22,7 +23,7 @@ from channels.registry import build_adapters
 class Runtime:
     settings: Settings
     engine: AsyncEngine
-    adapters: dict[ChannelKind, ChannelAdapter]
+    adapters: dict[ChannelKind, ChannelSender]
     templates: MessageTemplates
     dispatcher: Dispatcher | None = field(default=None)
     # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
@@ -46,6 +47,11 @@ class Runtime:
         self.hot_pool = await asyncpg.create_pool(
             url.render_as_string(hide_password=False), min_size=1, max_size=size, reset=_keep_session
         )
+
+    @property
+    def sms_adapter(self) -> ChannelAdapter:
+        """The SMS channel, which (unlike email) also verifies and parses its provider's webhooks."""
+        return cast(ChannelAdapter, self.adapters[ChannelKind.SMS])
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A transaction whose staged outbox rows are enqueued once it commits."""

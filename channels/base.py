@@ -62,12 +62,28 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class OutboundEmail:
+    """What an email carries beyond the text body: composed by the hub (templates, threading), sent by the adapter.
+
+    The adapter adds From (the city's sender identity), To and Date; everything else comes from here."""
+
+    message_id: str  # "<...@domain>", stable per outbox row so a retried send is the same message
+    subject: str
+    text: str
+    html: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # Auto-Submitted, X-Loop, X-Auto-Response-Suppress
+
+
+@dataclass(frozen=True)
 class OutboundEnvelope:
     outbox_id: int
     channel: ChannelKind
     to: str
     body: str
     status_callback_url: str | None = None
+    email: OutboundEmail | None = None  # set for ChannelKind.EMAIL
 
 
 @dataclass(frozen=True)
@@ -106,15 +122,21 @@ class AmbiguousSendError(SendError):
     """The request may have reached the provider (e.g. a read timeout): a blind retry could send twice."""
 
 
-class ChannelAdapter(Protocol):
+class ChannelSender(Protocol):
+    """What delivery needs of a channel: send one message, and release connections at shutdown."""
+
     kind: ClassVar[ChannelKind]
+
+    async def send(self, env: OutboundEnvelope) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChannelAdapter(ChannelSender, Protocol):
+    """A channel whose provider calls our webhooks (SMS): it also verifies and parses those requests."""
 
     def verify(self, req: InboundRequest) -> None: ...
 
     def parse_inbound(self, req: InboundRequest) -> list[InboundMessage]: ...
 
     def parse_status(self, req: InboundRequest) -> StatusUpdate | None: ...
-
-    async def send(self, env: OutboundEnvelope) -> SendResult: ...
-
-    async def aclose(self) -> None: ...

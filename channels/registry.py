@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from carehub.settings import Settings
-from channels.base import ChannelAdapter, ChannelKind
+from channels.base import ChannelAdapter, ChannelKind, ChannelSender
 from channels.sms.console import ConsoleSmsAdapter
 from channels.sms.twilio import TwilioSmsAdapter
 
 
-def build_adapters(settings: Settings) -> dict[ChannelKind, ChannelAdapter]:
+def build_adapters(settings: Settings) -> dict[ChannelKind, ChannelSender]:
     token = settings.twilio_auth_token.get_secret_value()
     sms: ChannelAdapter
     account_sid = settings.twilio_account_sid

@@ -78,7 +78,7 @@ async def delivery_status(request: Request, rt: RuntimeDep) -> Response:
 
 async def verified_sms_request(request: Request, rt: Runtime) -> tuple[ChannelAdapter, InboundRequest]:
     """The request, proven to come from Twilio (403 otherwise, before anything is parsed or stored)."""
-    adapter = rt.adapters[ChannelKind.SMS]
+    adapter = rt.sms_adapter
     req = await provider_request(request, rt.settings)
     try:
         adapter.verify(req)
