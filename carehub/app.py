@@ -13,6 +13,9 @@ from fastapi import FastAPI
 from carehub import health
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
+from carehub.mail import endpoints as mail
+from carehub.mail.ingest import reprocess_stale
+from carehub.mail.smtpd import start_listener
 from carehub.outbox.delivery import deliver, sweep
 from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
 from carehub.outbox.embedded import EmbeddedSweeper
@@ -36,7 +39,11 @@ async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
         return await deliver(rt, outbox_id)
 
     rt.dispatcher = InProcessDispatcher(run)
-    sweeper = EmbeddedSweeper(lambda: sweep(rt), rt.settings.sweep_interval_seconds)
+
+    async def sweep_all() -> int:
+        return await sweep(rt) + await reprocess_stale(rt)
+
+    sweeper = EmbeddedSweeper(sweep_all, rt.settings.sweep_interval_seconds)
     sweeper.start()
     return sweeper
 
@@ -50,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await rt.open_hot_pool()
         sweeper = await start_delivery(rt)
+        smtpd = None
+        if settings.smtp_inbound_in_process:
+            smtpd = await start_listener(rt, settings.smtp_inbound_host, settings.smtp_inbound_port)
         # Everything built so far lives as long as the process: keep it out of the collector's full scans,
         # which otherwise show up as latency spikes under load.
         gc.collect()
@@ -60,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if smtpd is not None:
+                smtpd.close()
+                await smtpd.wait_closed()
             if sweeper is not None:
                 await sweeper.stop()
             await rt.aclose()
@@ -74,5 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(inbound.router)
     app.include_router(tickets.router)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.include_router(mail.webhook)
+    app.include_router(mail.archive)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_body_bytes,
+        per_path={"/webhooks/email": settings.email_transport_max_bytes},
+    )
     return app

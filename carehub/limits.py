@@ -16,15 +16,16 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Answer 413 problem+json for bodies over the limit, whether declared by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
+        limit = self.per_path.get(scope["path"], self.limit)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from carehub.clock import utcnow
@@ -74,6 +74,11 @@ class ContactAddress(SQLModel, table=True):
     channel: Channel = _str(8)
     address: str = _str(320)
     opted_out_at: datetime | None = _ts(nullable=True)
+    # A permanent bounce: nothing more is sent here until the resident writes from it again.
+    undeliverable_at: datetime | None = _ts(nullable=True)
+    undeliverable_reason: str | None = _str(300, default=None)
+    # The last automatic reply (acknowledgement) sent here: at most one per period, whatever arrives.
+    last_auto_reply_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
 
 
@@ -115,6 +120,8 @@ class Ticket(SQLModel, table=True):
     team: str | None = _str(64, default=None)
     assignee_id: int | None = Field(default=None, foreign_key="agents.id", index=True)
     subject: str | None = _str(300, default=None)
+    # A follow-up that could not join this ticket (another sender, or the ticket was closed) links back here.
+    linked_ticket_id: int | None = Field(default=None, foreign_key="tickets.id")
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     last_inbound_at: datetime | None = _ts(nullable=True)
@@ -165,6 +172,51 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class InboundEmailStatus(StrEnum):
+    RECEIVED = "received"  # stored, not yet processed (a crash here is picked up again by the sweeper)
+    PROCESSED = "processed"  # became (or joined) a ticket
+    DUPLICATE = "duplicate"  # the same Message-ID was processed before
+    BOUNCE = "bounce"  # a delivery report about mail we sent
+    UNPROCESSABLE = "unprocessable"  # kept in the archive for staff, with the reason
+
+
+class InboundEmail(SQLModel, table=True):
+    """Every email as it arrived, stored before anything else is done with it, so no parser failure loses mail."""
+
+    __tablename__ = "inbound_emails"
+    __table_args__ = (Index("ix_inbound_emails_status_received", "status", "received_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _ts()
+    source: str = _str(16)  # "smtp" or "webhook"
+    envelope_from: str | None = _str(320, default=None)
+    envelope_to: str | None = _str(1000, default=None)
+    size: int
+    raw: bytes = Field(sa_type=LargeBinary)
+    status: InboundEmailStatus = _str(16, default=InboundEmailStatus.RECEIVED)
+    reason: str | None = _str(1000, default=None)
+    header_message_id: str | None = _str(255, default=None)
+    subject: str | None = _str(300, default=None)
+    from_address: str | None = _str(320, default=None)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id")
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    attempts: int = 0
+    processed_at: datetime | None = _ts(nullable=True)
+
+
+class Attachment(SQLModel, table=True):
+    """A file that came with a message: metadata here, the bytes in the blob store under blob_key."""
+
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    filename: str = _str(200)
+    content_type: str = _str(200)
+    size: int
+    blob_key: str = _str(100)
+    created_at: datetime = _ts()
 
 
 class AuditEvent(SQLModel, table=True):

@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carehub.blobs import BlobStore, DiskBlobStore
 from carehub.db import Tx, create_engine, transaction
 from carehub.messaging.templates import MessageTemplates, default_templates_dir
 from carehub.outbox.dispatch import Dispatcher, Job
@@ -25,6 +26,7 @@ class Runtime:
     engine: AsyncEngine
     adapters: dict[ChannelKind, ChannelSender]
     templates: MessageTemplates
+    blobs: BlobStore
     dispatcher: Dispatcher | None = field(default=None)
     # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
     hot_pool: asyncpg.Pool | None = field(default=None)
@@ -37,6 +39,7 @@ class Runtime:
             engine=create_engine(settings),
             adapters=build_adapters(settings),
             templates=MessageTemplates(settings.templates_dir or default_templates_dir()),
+            blobs=DiskBlobStore(settings.data_dir / "blobs"),
         )
 
     async def open_hot_pool(self) -> None:

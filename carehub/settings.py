@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - placeholder, refused outside dev
+DEV_EMAIL_WEBHOOK_SECRET = "dev-email-webhook-secret"  # noqa: S105 - placeholder, refused in production
+MB = 1024 * 1024
 
 
 class Environment(StrEnum):
@@ -43,6 +45,46 @@ class Settings(BaseSettings):
     twilio_timeout_seconds: float = Field(default=10.0, gt=0)
     default_region: str = Field(default="CA", description="Region for phone numbers written without +country.")
 
+    # Email: the city's sender identity (CASL: who is writing, and how to reach them) ...
+    email_from_address: str = Field(default="care@pickering.example", pattern=r"^[^@\s]+@[^@\s]+$")
+    email_from_name: str = "City of Pickering Customer Care"
+    email_our_domains: list[str] = Field(
+        default_factory=list,
+        description="Domains (besides the From address's) whose mail is ours: never acknowledged, to avoid loops.",
+    )
+    city_postal_address: str = "One The Esplanade, Pickering, ON L1V 6K7"
+    city_phone: str = "905-683-7575"
+    city_website: str = "https://www.pickering.ca"
+    # ... outgoing through SMTP (unset host: mail is printed to the console, as in dev) ...
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "implicit"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_pool_size: int = Field(default=10, ge=1, le=100)
+    # ... and incoming, by our SMTP listener or the raw-MIME webhook.
+    smtp_inbound_host: str = "127.0.0.1"
+    smtp_inbound_port: int = Field(default=2525, ge=0, le=65535)
+    smtp_inbound_in_process: bool = Field(
+        default=False, description="Run the SMTP listener inside the hub process (carehub dev turns this on)."
+    )
+    email_webhook_secret: SecretStr = SecretStr(DEV_EMAIL_WEBHOOK_SECRET)
+    email_max_bytes: int = Field(
+        default=25 * MB,
+        ge=64 * 1024,
+        description="Larger mail is kept in the unprocessable archive (up to twice this), not parsed.",
+    )
+    email_max_attachments: int = Field(default=20, ge=0)
+    email_max_attachment_bytes: int = Field(default=10 * MB, ge=0)
+    email_ack_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="At most one acknowledgement per sender address in this period."
+    )
+    email_reprocess_after_seconds: float = Field(
+        default=60.0, gt=0, description="Stored mail still unprocessed after this (a crash) is processed again."
+    )
+    data_dir: Path = Field(default=Path("carehub-data"), description="Attachments are stored under here.")
+
     templates_dir: Path | None = Field(default=None, description="Defaults to templates/ beside the source tree.")
     reopen_window_days: int = Field(
         default=7,
@@ -74,6 +116,8 @@ class Settings(BaseSettings):
         if self.env is Environment.PRODUCTION:
             if self.twilio_auth_token.get_secret_value() == DEV_TWILIO_AUTH_TOKEN:
                 raise ValueError("CAREHUB_TWILIO_AUTH_TOKEN must be set to the account's real auth token in production")
+            if self.email_webhook_secret.get_secret_value() == DEV_EMAIL_WEBHOOK_SECRET:
+                raise ValueError("CAREHUB_EMAIL_WEBHOOK_SECRET must be set to a real secret in production")
             if not self.public_url.startswith("https://"):
                 raise ValueError("CAREHUB_PUBLIC_URL must be https in production (Twilio signs the URL it calls)")
         return self
@@ -81,6 +125,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def email_transport_max_bytes(self) -> int:
+        """The most an SMTP client or webhook caller may send at all; over email_max_bytes it is only archived."""
+        return 2 * self.email_max_bytes
+
+    @property
+    def our_email_domains(self) -> frozenset[str]:
+        own = self.email_from_address.rpartition("@")[2]
+        return frozenset(d.lower() for d in [own, *self.email_our_domains])
 
     @property
     def embedded_delivery(self) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from carehub.settings import Settings
 from channels.base import ChannelAdapter, ChannelKind, ChannelSender
+from channels.email.console import ConsoleEmailAdapter
+from channels.email.smtp import SmtpEmailAdapter
 from channels.sms.console import ConsoleSmsAdapter
 from channels.sms.twilio import TwilioSmsAdapter
 
@@ -24,4 +26,20 @@ def build_adapters(settings: Settings) -> dict[ChannelKind, ChannelSender]:
         )
     else:
         sms = ConsoleSmsAdapter(auth_token=token, default_region=settings.default_region)
-    return {ChannelKind.SMS: sms}
+    return {ChannelKind.SMS: sms, ChannelKind.EMAIL: _email(settings)}
+
+
+def _email(settings: Settings) -> ChannelSender:
+    if settings.smtp_host is None:
+        return ConsoleEmailAdapter(from_address=settings.email_from_address, from_name=settings.email_from_name)
+    return SmtpEmailAdapter(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        from_address=settings.email_from_address,
+        from_name=settings.email_from_name,
+        username=settings.smtp_username,
+        password=None if settings.smtp_password is None else settings.smtp_password.get_secret_value(),
+        tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout_seconds,
+        pool_size=settings.smtp_pool_size,
+    )

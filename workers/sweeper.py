@@ -1,13 +1,15 @@
-"""arq cron job: re-enqueue deliveries whose job was lost (Redis flushed or restarted, a worker killed)."""
+"""arq cron job: re-enqueue deliveries whose job was lost (Redis flushed or restarted, a worker killed), and
+process stored mail a crash left unprocessed."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from carehub.mail.ingest import reprocess_stale
 from carehub.outbox.delivery import sweep
 from carehub.runtime import Runtime
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     runtime: Runtime = ctx["runtime"]
-    return await sweep(runtime)
+    return await sweep(runtime) + await reprocess_stale(runtime)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, select_autoescape
 
 from channels.base import ChannelKind
 
 DEFAULT_LANGUAGE = "en"
 _EXTENSION = {ChannelKind.SMS: "txt", ChannelKind.CHAT: "txt", ChannelKind.EMAIL: "txt"}
+_EMAIL_EXTENSIONS = ("txt", "html")
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 
 
 def default_templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Plain text as paragraphs (split at blank lines) of lines; the HTML templates escape and join them."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return [paragraph.split("\n") for paragraph in _BLANK_LINES.split(text) if paragraph]
 
 
 class MessageTemplates:
@@ -22,11 +31,13 @@ class MessageTemplates:
         self.env = Environment(
             loader=FileSystemLoader(root),
             undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            # Files are named "<name>.<lang>.html.j2": "html" alone would never match and escape nothing.
+            autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters["paragraphs"] = paragraphs
         self._each_language: dict[tuple[ChannelKind, str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
 
     def languages(self, channel: ChannelKind, name: str) -> list[str]:
@@ -47,11 +58,23 @@ class MessageTemplates:
         return self._each_language[key]
 
     def render(self, channel: ChannelKind, name: str, language: str, **context: Any) -> str:
-        ext = _EXTENSION[channel]
-        for lang in dict.fromkeys((language, DEFAULT_LANGUAGE)):
-            try:
-                template = self.env.get_template(f"messages/{channel.value}/{name}.{lang}.{ext}.j2")
-            except TemplateNotFound:
-                continue
-            return template.render(**context).strip()
-        raise TemplateNotFound(f"messages/{channel.value}/{name}.{DEFAULT_LANGUAGE}.{ext}.j2")
+        (template,) = self._templates(channel, name, language, (_EXTENSION[channel],))
+        return template.render(**context).strip()
+
+    def render_email(self, name: str, language: str, **context: Any) -> tuple[str, str]:
+        """(text, html) of an email, both in `language` if it has both parts, otherwise both in English."""
+        text, html = (
+            t.render(**context).strip() for t in self._templates(ChannelKind.EMAIL, name, language, _EMAIL_EXTENSIONS)
+        )
+        return text, html
+
+    def _templates(self, channel: ChannelKind, name: str, language: str, extensions: tuple[str, ...]) -> list[Template]:
+        """`language`'s templates if it has one for every extension, else English's: parts never mix languages."""
+
+        def load(lang: str) -> list[Template]:
+            return [self.env.get_template(f"messages/{channel.value}/{name}.{lang}.{ext}.j2") for ext in extensions]
+
+        try:
+            return load(language)
+        except TemplateNotFound:
+            return load(DEFAULT_LANGUAGE)

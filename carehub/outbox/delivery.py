@@ -14,12 +14,14 @@ from enum import StrEnum
 
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
+from carehub.mail.compose import compose
 from carehub.outbox import repository as outbox
 from carehub.outbox.dispatch import Job
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from channels.base import (
     AmbiguousSendError,
+    ChannelKind,
     OutboundEnvelope,
     PermanentSendError,
     TransientSendError,
@@ -57,8 +59,13 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
                 now=now,
             )
             return Outcome.FAILED
-    if claimed is None:
-        return Outcome.NOT_DUE
+        if claimed is None:
+            return Outcome.NOT_DUE
+        try:
+            email = await compose(rt, tx.conn, claimed.id) if claimed.channel is ChannelKind.EMAIL else None
+        except PermanentSendError as exc:
+            await outbox.mark_failed(tx.conn, claimed.id, code=exc.code, error=exc.message, now=now)
+            return Outcome.FAILED
 
     envelope = OutboundEnvelope(
         outbox_id=claimed.id,
@@ -66,6 +73,7 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
         to=claimed.to_address,
         body=claimed.body,
         status_callback_url=rt.status_callback_url(claimed.channel, claimed.id),
+        email=email,
     )
     try:
         result = await rt.adapters[claimed.channel].send(envelope)

@@ -25,10 +25,12 @@ async def create_ticket(
     channel: ChannelKind,
     subject: str | None,
     now: datetime,
+    linked_ticket_id: int | None = None,
 ) -> int:
     result = await conn.execute(
         insert(TICKETS)
         .values(
+            linked_ticket_id=linked_ticket_id,
             contact_id=contact_id,
             address_id=address_id,
             channel=channel.value,

@@ -252,6 +252,11 @@ def parse_bounce(msg: EmailMessage) -> Bounce | None:
     return Bounce(tuple(recipients), _original_message_id(msg, body))
 
 
+def reported_message_id(msg: EmailMessage) -> str | None:
+    """The Message-ID of the message a report (bounce or complaint) is about, wherever the reporter put it."""
+    return _original_message_id(msg, _body_text(msg))
+
+
 def is_complaint(msg: EmailMessage) -> bool:
     """True for an ARF (RFC 5965) feedback report: a recipient marked our mail as spam."""
     if msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "feedback-report":

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.generator import BytesGenerator
 from email.header import decode_header, make_header
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from io import BytesIO
@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 import nh3
 
+from channels.email.bounces import Bounce, is_complaint, parse_bounce
 from channels.email.html_text import html_to_text
 from channels.email.replies import latest_reply
 
@@ -82,6 +83,10 @@ class ParsedEmail:
     skipped_attachments: tuple[tuple[str, str], ...]
     headers: Mapping[str, str]
     defects: tuple[str, ...]
+    bounce: Bounce | None  # set when this is a delivery failure report (RFC 3464 or a common prose bounce)
+    complaint: bool  # an ARF spam complaint about mail we sent
+    # The parsed tree, for checks that need more than the fields above (loop protection): parse once, use twice.
+    message: EmailMessage = field(repr=False, compare=False)
 
 
 def parse_email(raw: bytes, *, max_attachments: int = 20, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
@@ -118,6 +123,9 @@ def parse_email(raw: bytes, *, max_attachments: int = 20, max_attachment_bytes: 
         skipped_attachments=tuple(body.skipped),
         headers=MappingProxyType({k: v for k in KEPT_HEADERS if (v := _header(msg, k)) is not None}),
         defects=tuple(dict.fromkeys(body.defects)),
+        bounce=parse_bounce(msg),
+        complaint=is_complaint(msg),
+        message=msg,
     )
 
 
@@ -326,8 +334,14 @@ def _message_id(msg: Message, raw: bytes) -> str:
     found = _MSG_ID.findall(_header(msg, "message-id") or "")
     if found:
         return str(found[0])
-    # Deterministic, so a redelivered copy of the same bytes deduplicates against the first.
-    return f"<{hashlib.sha256(raw).hexdigest()}@carehub.invalid>"
+    # Deterministic, so a redelivered copy deduplicates against the first: from what the sender wrote (the
+    # originating headers and the body), not the whole raw message, whose Received: lines differ per relay.
+    digest = hashlib.sha256()
+    for name in ("from", "to", "date", "subject"):
+        digest.update((_header(msg, name) or "").encode("utf-8", "surrogateescape") + b"\0")
+    separator = re.search(rb"\r?\n\r?\n", raw)
+    digest.update(raw[separator.end() :] if separator else b"")
+    return f"<{digest.hexdigest()}@carehub.invalid>"
 
 
 def _date(msg: Message) -> datetime | None:

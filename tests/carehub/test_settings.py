@@ -15,11 +15,26 @@ def test_production_refuses_the_placeholder_twilio_auth_token() -> None:
 
 def test_production_refuses_a_non_https_public_url() -> None:
     with pytest.raises(ValidationError, match="https"):
-        Settings(env="production", public_url="http://hub.city.example", twilio_auth_token="real-token")
+        Settings(
+            env="production",
+            public_url="http://hub.city.example",
+            twilio_auth_token="real-token",
+            email_webhook_secret="real-secret",
+        )
+
+
+def test_production_refuses_the_placeholder_email_webhook_secret() -> None:
+    with pytest.raises(ValidationError, match="CAREHUB_EMAIL_WEBHOOK_SECRET"):
+        Settings(env="production", public_url="https://hub.city.example", twilio_auth_token="real-token")
 
 
 def test_production_with_real_secrets_is_accepted() -> None:
-    settings = Settings(env="production", public_url="https://hub.city.example", twilio_auth_token="real-token")
+    settings = Settings(
+        env="production",
+        public_url="https://hub.city.example",
+        twilio_auth_token="real-token",
+        email_webhook_secret="real-secret",
+    )
 
     assert settings.public_url == "https://hub.city.example"
 

@@ -1,0 +1,83 @@
+"""Outgoing email for one outbox row: the template (acknowledgement or agent reply), subject with the ticket
+reference, threading headers, loop-protection headers, and a Message-ID that is the same on every attempt."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from carehub.mail import repository as mail
+from carehub.mail.ingest import ack_context
+from carehub.models import Agent, Contact, Message, Outbox, Ticket
+from carehub.runtime import Runtime
+from carehub.tickets.reference import format_reference
+from channels.base import OutboundEmail, PermanentSendError
+from channels.email.loops import outgoing_auto_headers
+
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+MESSAGES = Message.__table__  # type: ignore[attr-defined]
+TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+AGENTS = Agent.__table__  # type: ignore[attr-defined]
+
+
+def message_id_for(rt: Runtime, outbox_id: int, created_ms: int) -> str:
+    """Stable per outbox row (a retry is the same message to the receiver), unique across database resets."""
+    domain = rt.settings.email_from_address.rpartition("@")[2]
+    return f"<carehub.{outbox_id}.{created_ms}@{domain}>"
+
+
+async def compose(rt: Runtime, conn: AsyncConnection, outbox_id: int) -> OutboundEmail:
+    """Raises PermanentSendError when the address is known not to work (an earlier permanent bounce)."""
+    row = (
+        await conn.execute(
+            select(
+                OUTBOX.c.to_address,
+                OUTBOX.c.created_at,
+                MESSAGES.c.body,
+                MESSAGES.c.meta,
+                TICKETS.c.id.label("ticket_id"),
+                TICKETS.c.subject,
+                CONTACTS.c.language,
+                CONTACTS.c.display_name,
+                AGENTS.c.name.label("agent_name"),
+            )
+            .join(MESSAGES, MESSAGES.c.id == OUTBOX.c.message_id)
+            .join(TICKETS, TICKETS.c.id == MESSAGES.c.ticket_id)
+            .join(CONTACTS, CONTACTS.c.id == TICKETS.c.contact_id)
+            .outerjoin(AGENTS, AGENTS.c.id == MESSAGES.c.author_agent_id)
+            .where(OUTBOX.c.id == outbox_id)
+        )
+    ).one()
+    bounced = await mail.undeliverable_reason(conn, row.to_address)
+    if bounced is not None:
+        raise PermanentSendError(f"not sent: {row.to_address} is marked undeliverable ({bounced})", code="bounced")
+
+    settings = rt.settings
+    reference = format_reference(settings.ticket_prefix, row.ticket_id)
+    context = {**ack_context(rt, reference), "contact_name": row.display_name}
+    is_ack = (row.meta or {}).get("auto") == "ack"
+    if is_ack:
+        text_body, html = rt.templates.render_email("ack", row.language, **context)
+    else:
+        text_body, html = rt.templates.render_email(
+            "reply", row.language, **context, body=row.body, agent_name=row.agent_name
+        )
+
+    latest = await mail.latest_inbound(conn, row.ticket_id)
+    thread = await mail.thread_message_ids(conn, row.ticket_id)
+    topic = ((latest.meta or {}).get("subject") if latest is not None else None) or row.subject or settings.city_name
+    subject = topic if reference in topic else f"{topic} [{reference}]"
+    if latest is not None and not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    headers = outgoing_auto_headers("auto-replied", settings.email_from_address) if is_ack else {}
+    created_ms = int(row.created_at.timestamp() * 1000)
+    return OutboundEmail(
+        message_id=message_id_for(rt, outbox_id, created_ms),
+        subject=subject,
+        text=text_body,
+        html=html,
+        in_reply_to=None if latest is None else latest.provider_id,
+        references=tuple(thread),
+        headers=headers,
+    )

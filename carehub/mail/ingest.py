@@ -1,0 +1,359 @@
+"""Inbound email, from raw bytes to ticket state: store first, then parse, thread, and acknowledge.
+
+accept() commits the raw message before anything can fail on it, so the SMTP listener and the webhook answer
+"stored" only for mail that is safe. process() then does the rest; whatever it cannot do (not an email, too big,
+the parser crashed, a bounce about mail we never sent) ends in the archive with a reason, never in a drop.
+A crash between the two leaves the row "received", and the sweeper processes it again (reprocess_stale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from carehub.clock import utcnow
+from carehub.contacts import repository as contacts
+from carehub.db import Tx
+from carehub.mail import repository as mail
+from carehub.models import ACTIVE_TICKET_STATUSES, InboundEmailStatus, TicketStatus
+from carehub.outbox import repository as outbox
+from carehub.runtime import Runtime
+from carehub.tickets import repository as tickets
+from carehub.tickets.reference import format_reference, parse_reference
+from channels.base import ChannelKind, DeliveryStatus, StatusUpdate
+from channels.email.bounces import reported_message_id
+from channels.email.loops import auto_reply_suppressed
+from channels.email.mime import ParsedEmail, UnparseableEmail, parse_email
+
+log = logging.getLogger("carehub.mail")
+
+EMAIL = ChannelKind.EMAIL
+# Parsing is CPU work; past this size it runs in a thread so one huge message does not stall every request.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|tr|aw|sv|réf|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class EmailOutcome:
+    inbound_id: int
+    status: InboundEmailStatus
+    reason: str | None = None
+    ticket_id: int | None = None
+    message_id: int | None = None
+    new_ticket: bool = False
+    acknowledged: bool = False
+
+
+async def accept(
+    rt: Runtime,
+    raw: bytes,
+    *,
+    source: str,
+    envelope_from: str | None = None,
+    envelope_to: tuple[str, ...] = (),
+) -> EmailOutcome:
+    """Store raw mail (committed), then process it. Returns how processing ended; mail is safe either way."""
+    async with rt.transaction() as tx:
+        inbound_id = await mail.store_raw(
+            tx.conn, raw, source=source, envelope_from=envelope_from, envelope_to=envelope_to, now=utcnow()
+        )
+    outcome = await process(rt, inbound_id)
+    return outcome or EmailOutcome(inbound_id, InboundEmailStatus.PROCESSED)
+
+
+async def process(rt: Runtime, inbound_id: int) -> EmailOutcome | None:
+    """Process one stored message still waiting; None if another run processed it already."""
+    async with rt.transaction() as tx:
+        row = await mail.begin_processing(tx.conn, inbound_id)
+    if row is None:
+        return None
+    raw = bytes(row.raw)
+    try:
+        return await _process(rt, inbound_id, raw, envelope_from=row.envelope_from, via_smtp=row.source == "smtp")
+    except Exception as exc:
+        log.exception("inbound email %d: processing failed; archived", inbound_id)
+        return await _archive(rt, inbound_id, f"processing failed: {type(exc).__name__}: {exc}")
+
+
+async def reprocess_stale(rt: Runtime, limit: int = 100) -> int:
+    """Process mail a crash left stored but unprocessed; run by the sweeper."""
+    older_than = utcnow() - timedelta(seconds=rt.settings.email_reprocess_after_seconds)
+    async with rt.transaction() as tx:
+        stale = await mail.stale_received(tx.conn, older_than, limit)
+    for inbound_id in stale:
+        await process(rt, inbound_id)
+    if stale:
+        log.info("reprocessed %d stored emails left unprocessed", len(stale))
+    return len(stale)
+
+
+async def _archive(rt: Runtime, inbound_id: int, reason: str, **values: Any) -> EmailOutcome:
+    async with rt.transaction() as tx:
+        await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, utcnow(), reason=reason, **values)
+    return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=reason)
+
+
+async def _parse(rt: Runtime, raw: bytes) -> ParsedEmail:
+    settings = rt.settings
+    limits = {
+        "max_attachments": settings.email_max_attachments,
+        "max_attachment_bytes": settings.email_max_attachment_bytes,
+    }
+    if len(raw) > PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(lambda: parse_email(raw, **limits))
+    return parse_email(raw, **limits)
+
+
+async def _process(
+    rt: Runtime, inbound_id: int, raw: bytes, *, envelope_from: str | None, via_smtp: bool
+) -> EmailOutcome:
+    settings = rt.settings
+    if len(raw) > settings.email_max_bytes:
+        return await _archive(
+            rt, inbound_id, f"too large to process: {len(raw):,} bytes (limit {settings.email_max_bytes:,})"
+        )
+    try:
+        parsed = await _parse(rt, raw)
+    except UnparseableEmail as exc:
+        return await _archive(rt, inbound_id, f"not an email: {exc.reason}")
+    facts: dict[str, Any] = {
+        "header_message_id": parsed.message_id[:255],
+        "subject": parsed.subject[:300] or None,
+        "from_address": (parsed.from_address or "")[:320] or None,
+    }
+    if parsed.bounce is not None or parsed.complaint:
+        return await _report(rt, inbound_id, parsed, facts)
+    if not parsed.from_address:
+        return await _archive(rt, inbound_id, "no sender address (From) to answer", **facts)
+    quiet = auto_reply_suppressed(parsed.message, our_domains=settings.our_email_domains)
+    if quiet is None and via_smtp and envelope_from == "":
+        quiet = "null envelope sender (MAIL FROM:<>)"
+    attachments = [(a, await rt.blobs.put(a.content)) for a in parsed.attachments]
+    async with rt.transaction() as tx:
+        outcome = await _ingest(rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments)
+        await mail.settle(
+            tx.conn,
+            inbound_id,
+            outcome.status,
+            utcnow(),
+            reason=outcome.reason,
+            ticket_id=outcome.ticket_id,
+            message_id=outcome.message_id,
+            **facts,
+        )
+    return outcome
+
+
+async def _lock_sender(conn: AsyncConnection, address: str) -> None:
+    """Serialise mail from one sender (PostgreSQL): two messages at once cannot create the contact twice. The key
+    is the one carehub_ingest() takes for SMS. SQLite needs nothing: the hub's one connection already serialises."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{EMAIL.value}:{address}"}
+        )
+
+
+async def _ingest(
+    rt: Runtime,
+    tx: Tx,
+    inbound_id: int,
+    parsed: ParsedEmail,
+    *,
+    quiet: str | None,
+    attachments: list[tuple[Any, str]],
+) -> EmailOutcome:
+    settings, conn, now = rt.settings, tx.conn, utcnow()
+    sender_address = (parsed.from_address or "").lower()
+    await _lock_sender(conn, sender_address)
+    seen = await mail.tickets_by_message_ids(conn, [parsed.message_id])
+    if parsed.message_id in seen:
+        return EmailOutcome(
+            inbound_id,
+            InboundEmailStatus.DUPLICATE,
+            reason="this Message-ID was received before",
+            ticket_id=seen[parsed.message_id],
+        )
+
+    reopen_since = now - timedelta(days=settings.reopen_window_days)
+    sender = await contacts.find_sender(
+        conn, EMAIL, sender_address, reopen_since=reopen_since
+    ) or await contacts.create_sender(conn, EMAIL, sender_address, now)
+    await mail.confirm_deliverable(conn, sender.address_id)
+
+    thread_id = await _thread(rt, conn, parsed)
+    ticket_id, linked_from, link_reason = None, None, None
+    if thread_id is not None:
+        ticket = await tickets.get_ticket(conn, thread_id)
+        if ticket is not None and ticket.contact_id != sender.contact_id:
+            linked_from, link_reason = thread_id, "another sender wrote on this thread"
+        elif ticket is not None and not _joinable(ticket.status, ticket.resolved_at, reopen_since):
+            linked_from, link_reason = thread_id, "the ticket this replies to is closed"
+        elif ticket is not None:
+            ticket_id = thread_id
+    new_ticket = ticket_id is None
+    if ticket_id is None:
+        ticket_id = await tickets.create_ticket(
+            conn,
+            contact_id=sender.contact_id,
+            address_id=sender.address_id,
+            channel=EMAIL,
+            subject=_REPLY_PREFIX.sub("", parsed.subject)[:300] or None,
+            now=now,
+            linked_ticket_id=linked_from,
+        )
+    message_id = await tickets.add_inbound_message(
+        conn,
+        ticket_id=ticket_id,
+        channel=EMAIL,
+        body=parsed.reply_text or parsed.text or "(no text)",
+        provider_id=parsed.message_id,
+        meta=_meta(inbound_id, parsed, quiet=quiet, link_reason=link_reason),
+        now=now,
+    )
+    if message_id is None:  # cannot happen under the sender lock; kept as the database's own guarantee
+        return EmailOutcome(inbound_id, InboundEmailStatus.DUPLICATE, reason="this Message-ID was received before")
+    for attachment, blob_key in attachments:
+        await mail.add_attachment(
+            conn,
+            message_id=message_id,
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            blob_key=blob_key,
+            now=now,
+        )
+    if not new_ticket:
+        await tickets.note_inbound(conn, ticket_id, now)
+    acknowledged = (
+        new_ticket
+        and quiet is None
+        and not sender.opted_out
+        and await mail.take_auto_reply_slot(
+            conn, sender.address_id, now, timedelta(seconds=settings.email_ack_interval_seconds)
+        )
+    )
+    if acknowledged:
+        await _stage_ack(rt, tx, ticket_id, sender.language, sender_address, now)
+    return EmailOutcome(
+        inbound_id,
+        InboundEmailStatus.PROCESSED,
+        reason=link_reason,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        new_ticket=new_ticket,
+        acknowledged=acknowledged,
+    )
+
+
+async def _thread(rt: Runtime, conn: AsyncConnection, parsed: ParsedEmail) -> int | None:
+    """The ticket this message continues: by In-Reply-To, then References newest first, then the subject."""
+    candidates = list(
+        dict.fromkeys([*([parsed.in_reply_to] if parsed.in_reply_to else []), *reversed(parsed.references)])
+    )
+    found = await mail.tickets_by_message_ids(conn, candidates)
+    for message_id in candidates:
+        if message_id in found:
+            return found[message_id]
+    prefix = rt.settings.ticket_prefix
+    if prefix.lower() not in parsed.subject.lower():
+        return None
+    return parse_reference(prefix, parsed.subject)
+
+
+def _joinable(status: str, resolved_at: datetime | None, reopen_since: datetime) -> bool:
+    if status in ACTIVE_TICKET_STATUSES:
+        return True
+    return status == TicketStatus.RESOLVED and resolved_at is not None and resolved_at >= reopen_since
+
+
+def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None, link_reason: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"inbound_email_id": inbound_id, "subject": parsed.subject}
+    optional = {
+        "from_name": parsed.from_name,
+        "html": parsed.html_sanitized,
+        "full_text": parsed.text if parsed.text != parsed.reply_text else None,
+        "skipped_attachments": [list(s) for s in parsed.skipped_attachments] or None,
+        "defects": list(parsed.defects) or None,
+        "no_auto_reply": quiet,
+        "linked_because": link_reason,
+    }
+    meta.update({k: v for k, v in optional.items() if v is not None})
+    return meta
+
+
+async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
+    settings = rt.settings
+    text_body, _html = rt.templates.render_email(
+        "ack", language, **ack_context(rt, format_reference(settings.ticket_prefix, ticket_id))
+    )
+    ack_message_id = await tickets.add_outbound_message(
+        tx.conn, ticket_id=ticket_id, channel=EMAIL, body=text_body, author_agent_id=None, now=now, meta={"auto": "ack"}
+    )
+    tx.staged_outbox.append(
+        await outbox.stage(tx.conn, message_id=ack_message_id, channel=EMAIL, to_address=to, now=now)
+    )
+
+
+def ack_context(rt: Runtime, reference: str) -> dict[str, Any]:
+    """What every resident-facing email template is given about the city (sender identity, CASL)."""
+    s = rt.settings
+    return {
+        "city_name": s.city_name,
+        "reference": reference,
+        "contact_name": None,
+        "sender_name": s.email_from_name,
+        "city_postal_address": s.city_postal_address,
+        "city_phone": s.city_phone,
+        "city_website": s.city_website,
+    }
+
+
+async def _report(rt: Runtime, inbound_id: int, parsed: ParsedEmail, facts: dict[str, Any]) -> EmailOutcome:
+    """A bounce or spam complaint: attach it to the outbound message it is about, via our Message-ID."""
+    bounce = parsed.bounce
+    about = bounce.original_message_id if bounce is not None else reported_message_id(parsed.message)
+    now = utcnow()
+    async with rt.transaction() as tx:
+        sent = None if about is None else await mail.outbox_by_message_id(tx.conn, about)
+        if sent is None or about is None:
+            reason = "a delivery report about mail carehub did not send (no Message-ID of ours in it)"
+            await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, now, reason=reason, **facts)
+            return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=reason)
+        if bounce is None:
+            reason = f"spam complaint about mail to {sent.to_address}: no more mail goes there"
+            await contacts.mark_opted_out(tx.conn, EMAIL, sent.to_address, now)
+        else:
+            mine = [r for r in bounce.recipients if r.address.lower() == sent.to_address] or list(bounce.recipients)
+            first = mine[0] if mine else None
+            status = (first.status if first else None) or ("5.0.0" if bounce.is_permanent else "4.0.0")
+            detail = (first.diagnostic if first else None) or "no diagnostic given"
+            if any(r.permanent for r in mine):
+                reason = f"permanent failure {status} for {sent.to_address}: {detail}"
+                await outbox.apply_status(
+                    tx.conn,
+                    EMAIL,
+                    StatusUpdate(about, DeliveryStatus.UNDELIVERED, sent.id, error_code=status, error_message=reason),
+                    now,
+                )
+                await mail.mark_undeliverable(tx.conn, sent.to_address, reason, now)
+            else:
+                reason = f"temporary problem {status} for {sent.to_address}: {detail}"
+                await mail.note_outbox_problem(tx.conn, sent.id, code=status, error=reason, now=now)
+        await mail.settle(
+            tx.conn,
+            inbound_id,
+            InboundEmailStatus.BOUNCE,
+            now,
+            reason=reason,
+            outbox_id=sent.id,
+            ticket_id=sent.ticket_id,
+            **facts,
+        )
+    return EmailOutcome(inbound_id, InboundEmailStatus.BOUNCE, reason=reason, ticket_id=sent.ticket_id)
