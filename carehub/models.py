@@ -245,6 +245,26 @@ class DeliveryPublic(SQLModel):
     updated_at: datetime
 
 
+class AttachmentPublic(SQLModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+class EmailDetail(SQLModel):
+    """What an email carries besides its text: body is the new text (quoted history stripped); the rest is here."""
+
+    subject: str | None = None
+    from_name: str | None = None
+    full_text: str | None = None  # the whole text, quoted history included, when it differs from body
+    html: str | None = None  # sanitised (nh3): safe to show in an agent's browser
+    inbound_email_id: int | None = None  # the raw message in the archive
+    skipped_attachments: list[list[str]] | None = None
+    no_auto_reply: str | None = None  # why no acknowledgement was sent (loop protection)
+    linked_because: str | None = None
+
+
 class MessagePublic(SQLModel):
     id: int
     direction: Direction
@@ -253,6 +273,8 @@ class MessagePublic(SQLModel):
     author_agent_id: int | None
     created_at: datetime
     delivery: DeliveryPublic | None = None
+    email: EmailDetail | None = None
+    attachments: list[AttachmentPublic] = []
 
 
 class TicketSummary(SQLModel):
@@ -265,6 +287,7 @@ class TicketSummary(SQLModel):
     assignee_id: int | None
     subject: str | None
     contact_id: int
+    linked_ticket_id: int | None
     created_at: datetime
     updated_at: datetime
     last_inbound_at: datetime | None
@@ -281,7 +304,7 @@ class TicketPage(SQLModel):
 
 
 class ReplyCreate(SQLModel):
-    body: str = Field(min_length=1, max_length=1600)
+    body: str = Field(min_length=1, max_length=20_000)  # per channel limits apply too (SMS: 1,600)
 
 
 class TicketUpdate(SQLModel):

@@ -4,6 +4,7 @@ this run's Redis DB index, a fake Twilio API on a local socket, and the hub app 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from carehub.clock import utcnow
 from carehub.models import Role
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from tests.fakes.smtp_server import SmtpSink
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support import stores
 from tests.support.identities import ACCOUNT_SID, AUTH_TOKEN, CITY_NUMBER, PUBLIC_URL
+from tests.support.mail import WEBHOOK_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +81,9 @@ def hub_settings(database_url: str, twilio_base: str, **overrides: object) -> Se
         "sweep_grace_seconds": 0.5,
         "delivery_lease_seconds": 5.0,
         "ambiguous_send_hold_seconds": 1.0,
+        "email_webhook_secret": WEBHOOK_SECRET,
+        # Blobs are content-addressed, so tests can share one directory without seeing each other's files.
+        "data_dir": Path(tempfile.gettempdir()) / "carehub-test-data",
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -121,4 +127,22 @@ async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Hub]:
     async with running_hub(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) that the hub's outgoing mail goes to."""
+    async with SmtpSink() as sink:
+        yield sink
+
+
+def mail_settings(settings: Settings, sink: SmtpSink, **overrides: object) -> Settings:
+    return settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port, "smtp_tls": "none", **overrides})
+
+
+@pytest.fixture
+async def mail_hub(settings: Settings, smtp_sink: SmtpSink) -> AsyncIterator[Hub]:
+    """A hub whose outgoing mail goes to smtp_sink."""
+    async with running_hub(mail_settings(settings, smtp_sink)) as running:
         yield running

@@ -111,6 +111,7 @@ class Address:
     channel: ChannelKind
     address: str
     opted_out: bool
+    undeliverable_reason: str | None
 
 
 async def address_by_id(conn: AsyncConnection, address_id: int) -> Address:
@@ -120,4 +121,7 @@ async def address_by_id(conn: AsyncConnection, address_id: int) -> Address:
         channel=ChannelKind(row.channel),
         address=row.address,
         opted_out=row.opted_out_at is not None,
+        undeliverable_reason=None
+        if row.undeliverable_at is None
+        else (row.undeliverable_reason or "earlier mail to this address bounced"),
     )

@@ -133,7 +133,7 @@ async def _process(
     if not parsed.from_address:
         return await _archive(rt, inbound_id, "no sender address (From) to answer", **facts)
     quiet = auto_reply_suppressed(parsed.message, our_domains=settings.our_email_domains)
-    if quiet is None and via_smtp and envelope_from == "":
+    if quiet is None and via_smtp and envelope_from in ("", "<>"):  # aiosmtpd hands on "MAIL FROM:<>" as "<>"
         quiet = "null envelope sender (MAIL FROM:<>)"
     attachments = [(a, await rt.blobs.put(a.content)) for a in parsed.attachments]
     async with rt.transaction() as tx:

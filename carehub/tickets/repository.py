@@ -175,6 +175,7 @@ async def messages_with_delivery(conn: AsyncConnection, ticket_id: int) -> list[
             MESSAGES.c.body,
             MESSAGES.c.author_agent_id,
             MESSAGES.c.created_at,
+            MESSAGES.c.meta,
             OUTBOX.c.status.label("delivery_status"),
             OUTBOX.c.attempts,
             OUTBOX.c.error_code,

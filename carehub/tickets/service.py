@@ -13,8 +13,11 @@ from carehub.agents import repository as agents
 from carehub.agents.auth import CurrentAgent
 from carehub.contacts import repository as contacts
 from carehub.db import AnyRow, Tx
+from carehub.mail import repository as mail
 from carehub.models import (
+    AttachmentPublic,
     DeliveryPublic,
+    EmailDetail,
     MessagePublic,
     TicketDetail,
     TicketStatus,
@@ -54,6 +57,10 @@ async def detail(
     conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent, now: datetime
 ) -> TicketDetail:
     row = await load(conn, settings, ticket_id)
+    rows = await tickets.messages_with_delivery(conn, ticket_id)
+    attachments: dict[int, list[AttachmentPublic]] = {}
+    for a in await mail.attachments_of(conn, [m.id for m in rows if m.channel == ChannelKind.EMAIL]):
+        attachments.setdefault(a.message_id, []).append(AttachmentPublic.model_validate(a._mapping))
     messages = [
         MessagePublic(
             id=m.id,
@@ -72,8 +79,10 @@ async def detail(
                 sent_at=m.sent_at,
                 updated_at=m.updated_at,
             ),
+            email=EmailDetail.model_validate(m.meta or {}) if m.channel == ChannelKind.EMAIL else None,
+            attachments=attachments.get(m.id, []),
         )
-        for m in await tickets.messages_with_delivery(conn, ticket_id)
+        for m in rows
     ]
     addresses = await contacts.addresses_of(conn, row.contact_id)
     await audit.agent_on_ticket(conn, agent.id, "read", ticket_id, now)
@@ -111,6 +120,12 @@ async def reply(
             409,
             f"The resident has opted out of {channel.value} messages from the city, so this reply "
             "cannot be delivered there. Reach them on another channel they have used.",
+        )
+    if address.undeliverable_reason is not None:
+        raise Problem(
+            409,
+            f"Mail to {address.address} bounced ({address.undeliverable_reason}), so nothing more is sent there "
+            "until the resident writes from it again. Reach them on another channel they have used.",
         )
     message_id = await tickets.add_outbound_message(
         conn,

@@ -59,8 +59,9 @@ _OWN_HEADERS = frozenset(
 
 
 class _Connection(aiosmtplib.SMTP):
-    """aiosmtplib's client, noting when a transaction reaches DATA: once the message may be on its way, a lost
-    reply no longer means "not sent"."""
+    """aiosmtplib's client, noting when a transaction reaches DATA: from then on a lost reply no longer means
+    "not sent". aiosmtplib sends the DATA command and the content in one call and does not say whether the 354
+    came back, so a drop in between (content not yet sent) also counts as ambiguous: the safe side."""
 
     reached_data = False
 
