@@ -113,9 +113,12 @@ class TransientSendError(SendError):
 class PermanentSendError(SendError):
     """Not sent, and sending the same again will not work (invalid number, recipient opted out)."""
 
-    def __init__(self, message: str, *, code: str | None = None, opted_out: bool = False) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, opted_out: bool = False, bad_address: bool = False
+    ) -> None:
         super().__init__(message, code=code)
         self.opted_out = opted_out
+        self.bad_address = bad_address  # the recipient's address itself was refused (no such mailbox)
 
 
 class AmbiguousSendError(SendError):

@@ -149,19 +149,21 @@ async def tickets_by_message_ids(conn: AsyncConnection, message_ids: Sequence[st
 
 async def thread_message_ids(conn: AsyncConnection, ticket_id: int, limit: int = 20) -> list[str]:
     """The ticket's email Message-IDs, oldest first (the newest `limit`): an outgoing reply's References."""
-    inbound = select(MESSAGES.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at")).where(
+    inbound = select(
+        MESSAGES.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at"), MESSAGES.c.id.label("seq")
+    ).where(
         MESSAGES.c.ticket_id == ticket_id,
         MESSAGES.c.channel == EMAIL,
         MESSAGES.c.direction == "in",
         MESSAGES.c.provider_id.is_not(None),
     )
     outbound = (
-        select(OUTBOX.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at"))
+        select(OUTBOX.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at"), MESSAGES.c.id.label("seq"))
         .join(MESSAGES, MESSAGES.c.id == OUTBOX.c.message_id)
         .where(MESSAGES.c.ticket_id == ticket_id, OUTBOX.c.channel == EMAIL, OUTBOX.c.provider_id.is_not(None))
     )
     both = inbound.union_all(outbound).subquery()
-    rows = await conn.execute(select(both.c.mid).order_by(both.c.at.desc()).limit(limit))
+    rows = await conn.execute(select(both.c.mid).order_by(both.c.at.desc(), both.c.seq.desc()).limit(limit))
     return [r.mid for r in rows][::-1]
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
+from carehub.mail import repository as mail
 from carehub.mail.compose import compose
 from carehub.outbox import repository as outbox
 from carehub.outbox.dispatch import Job
@@ -85,6 +86,9 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
             await outbox.mark_failed(tx.conn, claimed.id, code=exc.code, error=exc.message, now=now)
             if exc.opted_out:
                 await contacts.mark_opted_out(tx.conn, claimed.channel, claimed.to_address, now)
+            if claimed.channel is ChannelKind.EMAIL and exc.bad_address:
+                # The receiving server refused the mailbox itself: a bounce, only sooner.
+                await mail.mark_undeliverable(tx.conn, claimed.to_address, exc.message, now)
         log.warning("outbox %d failed permanently: %s (%s)", claimed.id, exc.message, exc.code)
         return Outcome.FAILED
     except AmbiguousSendError as exc:

@@ -281,7 +281,8 @@ def _reply_error(code: int, text: str, stage: str) -> SendError:
     message = f"SMTP server refused {stage} with {code}: {text}"
     if code < 500:
         return TransientSendError(message, code=str(code))
-    return PermanentSendError(message, code=str(code))
+    # 550/551/553 at RCPT refuse the mailbox itself (no such user, not local, name not allowed).
+    return PermanentSendError(message, code=str(code), bad_address=stage == "RCPT" and code in (550, 551, 553))
 
 
 def _stage(exc: aiosmtplib.SMTPResponseException) -> str:
