@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +60,9 @@ async def _first_agent_token(settings: Settings) -> str | None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
+    # Everything in one process, the SMTP listener included (CAREHUB_SMTP_INBOUND_PORT, 2525 by default).
+    os.environ.setdefault("CAREHUB_SMTP_INBOUND_IN_PROCESS", "true")
+    get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings)
     token = asyncio.run(_first_agent_token(settings))
@@ -67,6 +72,12 @@ def cmd_dev(args: argparse.Namespace) -> None:
     )
     if token:
         _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {token}")
+    if settings.smtp_inbound_in_process:
+        _print(
+            f"Email: mail to {settings.email_from_address} is taken on smtp://{settings.smtp_inbound_host}:"
+            f"{settings.smtp_inbound_port}"
+            + ("" if settings.smtp_host else "; outgoing mail is printed to this console")
+        )
     if not settings.twilio_configured:
         _print(
             "SMS: no Twilio credentials, so outgoing texts are printed to this console. Try:\n"
@@ -88,6 +99,35 @@ def cmd_worker(args: argparse.Namespace) -> None:
     if args.check:
         sys.exit(check_health(worker_settings(get_settings())))
     run_worker(worker_settings(get_settings()))
+
+
+async def _run_smtpd(settings: Settings, host: str, port: int) -> None:
+    from carehub.app import start_delivery
+    from carehub.mail.smtpd import start_listener
+    from carehub.runtime import Runtime
+
+    rt = Runtime.create(settings)
+    await rt.open_hot_pool()
+    sweeper = await start_delivery(rt)
+    server = await start_listener(rt, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    _print(f"carehub smtpd: taking mail for {', '.join(sorted(settings.our_email_domains))} on {host}:{port}")
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        if sweeper is not None:
+            await sweeper.stop()
+        await rt.aclose()
+
+
+def cmd_smtpd(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    asyncio.run(_run_smtpd(settings, args.host, args.port or settings.smtp_inbound_port))
 
 
 def cmd_migrate(_args: argparse.Namespace) -> None:
@@ -184,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             p.add_argument("--workers", type=int, default=1, help="HTTP processes")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("smtpd", help="the SMTP listener for the city's inbound mail (production: port 25 behind MX)")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a mail server listens on all interfaces
+    p.add_argument("--port", type=int, default=0, help="default: CAREHUB_SMTP_INBOUND_PORT")
+    p.set_defaults(func=cmd_smtpd)
 
     p = sub.add_parser("worker", help="an arq delivery worker (needs CAREHUB_REDIS_URL)")
     p.add_argument("--check", action="store_true", help="exit 0 if a worker of this queue is alive (healthcheck)")

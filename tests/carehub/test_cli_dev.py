@@ -9,10 +9,12 @@ import socket
 import subprocess
 from pathlib import Path
 
+import aiosmtplib
 import httpx
 
 from carehub.settings import Settings
 from tests.conftest import running_hub
+from tests.support.mail import resident_mail
 from tests.support.processes import CAREHUB_BIN, carehub_process, settings_env
 from tests.support.waiting import eventually
 
@@ -24,13 +26,14 @@ def free_port() -> int:
 
 
 async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path: Path) -> None:
-    port = free_port()
+    port, smtp_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    # Only the public URL differs from the defaults (it must match the port Twilio's signature is computed for).
+    # Only the public URL differs from the defaults (it must match the port Twilio's signature is computed for),
+    # and the SMTP port, so a developer's own carehub dev on 2525 does not collide with this test.
     env = {
         k: v
-        for k, v in settings_env(Settings(public_url=base)).items()
-        if not k.startswith("CAREHUB_") or k == "CAREHUB_PUBLIC_URL"
+        for k, v in settings_env(Settings(public_url=base, smtp_inbound_port=smtp_port)).items()
+        if not k.startswith("CAREHUB_") or k in ("CAREHUB_PUBLIC_URL", "CAREHUB_SMTP_INBOUND_PORT")
     }
     log = tmp_path / "dev.log"
     with carehub_process("dev", "--port", str(port), env=env, cwd=tmp_path, log=log):
@@ -73,11 +76,29 @@ async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path:
 
             await eventually(ack_sent, what="the console SMS provider to log the acknowledgement")
 
+            # Email reaches the same process on its SMTP listener; the acknowledgement goes to the console.
+            mail = resident_mail("resident@mail.example", "Dog off leash in the park", "Every morning at 8.\n")
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, start_tls=False) as smtp:
+                await smtp.sendmail("resident@mail.example", ["care@pickering.example"], mail)
+            email_ticket = (
+                await client.get(
+                    "/api/v1/tickets/PKR-000002", headers={"Authorization": f"Bearer {token_match.group(1)}"}
+                )
+            ).json()
+
+            async def email_ack_logged() -> bool:
+                return "Email not sent (console provider)" in log.read_text()
+
+            await eventually(email_ack_logged, what="the console email provider to log the acknowledgement")
+
     [ticket] = page["items"]
     assert ticket["reference"] == "PKR-000001"
     assert ticket["subject"] == "Missed garbage pickup on Whites Rd"
     assert (tmp_path / "carehub.db").exists()
     assert "+19055550199" in log.read_text()  # the number was normalised to E.164
+    assert email_ticket["channel"] == "email"
+    assert email_ticket["subject"] == "Dog off leash in the park"
+    assert email_ticket["contact_addresses"] == ["email:resident@mail.example"]
 
 
 async def test_operator_creates_agents_and_tokens_from_the_cli(tmp_path: Path) -> None:
