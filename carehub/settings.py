@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - placeholder, refused outside dev
 DEV_EMAIL_WEBHOOK_SECRET = "dev-email-webhook-secret"  # noqa: S105 - placeholder, refused in production
 MB = 1024 * 1024
+# Connect, EHLO, (STARTTLS, EHLO, AUTH,) MAIL, RCPT, DATA, end of data: the SMTP timeout applies to each.
+SMTP_COMMANDS_PER_SEND = 8
 
 
 class Environment(StrEnum):
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "implicit"] = "starttls"
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_timeout_seconds: float = Field(default=5.0, gt=0, description="Per SMTP command.")
     smtp_pool_size: int = Field(default=10, ge=1, le=100)
     # ... and incoming, by our SMTP listener or the raw-MIME webhook.
     smtp_inbound_host: str = "127.0.0.1"
@@ -110,9 +112,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_configuration(self) -> Self:
-        if self.delivery_lease_seconds <= self.twilio_timeout_seconds:
+        if self.delivery_lease_seconds <= self.provider_call_seconds:
             # A lease that can expire while the provider call is still running lets the sweeper send it again.
-            raise ValueError("CAREHUB_DELIVERY_LEASE_SECONDS must be longer than CAREHUB_TWILIO_TIMEOUT_SECONDS")
+            raise ValueError(
+                "CAREHUB_DELIVERY_LEASE_SECONDS must be longer than the longest provider call: "
+                f"CAREHUB_TWILIO_TIMEOUT_SECONDS, and {SMTP_COMMANDS_PER_SEND} x CAREHUB_SMTP_TIMEOUT_SECONDS "
+                f"(the timeout applies per SMTP command), so more than {self.provider_call_seconds:g} s"
+            )
         if self.env is Environment.PRODUCTION:
             if self.twilio_auth_token.get_secret_value() == DEV_TWILIO_AUTH_TOKEN:
                 raise ValueError("CAREHUB_TWILIO_AUTH_TOKEN must be set to the account's real auth token in production")
@@ -125,6 +131,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def provider_call_seconds(self) -> float:
+        """The longest a single send can take before its own timeouts end it."""
+        return max(self.twilio_timeout_seconds, SMTP_COMMANDS_PER_SEND * self.smtp_timeout_seconds)
 
     @property
     def email_transport_max_bytes(self) -> int:

@@ -55,7 +55,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "keep_result": 0,
         # On SIGTERM (deploys), let sends in flight finish and record their outcome instead of cancelling them
         # between the provider's accept and our commit, which would resend after the lease expires.
-        "job_completion_wait": int(settings.twilio_timeout_seconds) + 5,
+        "job_completion_wait": int(settings.provider_call_seconds) + 5,
         "handle_signals": True,
         # The key `carehub worker --check` reads expires this soon after a worker stops refreshing it.
         "health_check_interval": 15,

@@ -42,3 +42,10 @@ def test_production_with_real_secrets_is_accepted() -> None:
 def test_a_delivery_lease_shorter_than_the_provider_timeout_is_refused() -> None:
     with pytest.raises(ValidationError, match="LEASE"):
         Settings(delivery_lease_seconds=10, twilio_timeout_seconds=10)
+
+
+def test_a_delivery_lease_shorter_than_a_whole_smtp_transaction_is_refused() -> None:
+    # The SMTP timeout applies per command, so a send can take several timeouts before it gives up.
+    with pytest.raises(ValidationError, match="SMTP_TIMEOUT"):
+        Settings(delivery_lease_seconds=30, smtp_timeout_seconds=5)
+    assert Settings(delivery_lease_seconds=30, smtp_timeout_seconds=3).provider_call_seconds == 24
