@@ -1,4 +1,5 @@
-# carehub production image: one image for the hub (default CMD), `carehub worker` and `carehub migrate`.
+# carehub production image: one image for the hub (default CMD), `carehub smtpd`, `carehub worker` and
+# `carehub migrate`.
 # Both stages use the same base tag so the venv's python symlinks resolve to the same interpreter.
 
 FROM python:3.11-slim-bookworm AS builder
@@ -31,7 +32,8 @@ FROM python:3.11-slim-bookworm
 
 RUN groupadd --system --gid 10001 carehub \
     && useradd --system --no-log-init --uid 10001 --gid carehub \
-        --home-dir /app --no-create-home --shell /usr/sbin/nologin carehub
+        --home-dir /app --no-create-home --shell /usr/sbin/nologin carehub \
+    && mkdir /data && chown 10001:10001 /data
 
 WORKDIR /app
 
@@ -43,12 +45,14 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     CAREHUB_ENV=production \
-    CAREHUB_TEMPLATES_DIR=/app/templates
+    CAREHUB_TEMPLATES_DIR=/app/templates \
+    CAREHUB_DATA_DIR=/data
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 
-EXPOSE 8000
+# 8000: the HTTP hub; 2525: `carehub smtpd` (unprivileged; map the host's port 25 to it).
+EXPOSE 8000 2525
 
 # slim has no curl; urlopen raises (exit 1) on a refused connection, a timeout or a non-2xx answer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

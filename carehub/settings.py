@@ -124,6 +124,8 @@ class Settings(BaseSettings):
                 raise ValueError("CAREHUB_TWILIO_AUTH_TOKEN must be set to the account's real auth token in production")
             if self.email_webhook_secret.get_secret_value() == DEV_EMAIL_WEBHOOK_SECRET:
                 raise ValueError("CAREHUB_EMAIL_WEBHOOK_SECRET must be set to a real secret in production")
+            if self.smtp_host is None:
+                raise ValueError("CAREHUB_SMTP_HOST must be set in production (without it mail is only logged)")
             if not self.public_url.startswith("https://"):
                 raise ValueError("CAREHUB_PUBLIC_URL must be https in production (Twilio signs the URL it calls)")
         return self

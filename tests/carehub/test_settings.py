@@ -20,6 +20,7 @@ def test_production_refuses_a_non_https_public_url() -> None:
             public_url="http://hub.city.example",
             twilio_auth_token="real-token",
             email_webhook_secret="real-secret",
+            smtp_host="smtp.city.example",
         )
 
 
@@ -28,12 +29,23 @@ def test_production_refuses_the_placeholder_email_webhook_secret() -> None:
         Settings(env="production", public_url="https://hub.city.example", twilio_auth_token="real-token")
 
 
+def test_production_refuses_to_only_log_mail() -> None:
+    with pytest.raises(ValidationError, match="CAREHUB_SMTP_HOST"):
+        Settings(
+            env="production",
+            public_url="https://hub.city.example",
+            twilio_auth_token="real-token",
+            email_webhook_secret="real-secret",
+        )
+
+
 def test_production_with_real_secrets_is_accepted() -> None:
     settings = Settings(
         env="production",
         public_url="https://hub.city.example",
         twilio_auth_token="real-token",
         email_webhook_secret="real-secret",
+        smtp_host="smtp.city.example",
     )
 
     assert settings.public_url == "https://hub.city.example"

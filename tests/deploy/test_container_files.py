@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-APP_SERVICES = ("migrate", "hub", "worker")
+APP_SERVICES = ("migrate", "hub", "smtpd", "worker")
 ALL_SERVICES = ("postgres", "redis", *APP_SERVICES)
 
 Instruction = tuple[str, str]
@@ -159,7 +159,7 @@ def test_compose_defines_the_production_services() -> None:
     assert set(ALL_SERVICES) <= set(load_compose()["services"])
 
 
-@pytest.mark.parametrize("name", ["hub", "worker"])
+@pytest.mark.parametrize("name", ["hub", "smtpd", "worker"])
 def test_app_starts_only_after_migrations_succeed_and_redis_is_healthy(name: str) -> None:
     depends_on = service(name)["depends_on"]
     assert depends_on["migrate"]["condition"] == "service_completed_successfully"
@@ -175,7 +175,7 @@ def test_migrate_runs_once_against_a_healthy_postgres() -> None:
     assert migrate["healthcheck"] == {"disable": True}
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "hub", "worker"])
+@pytest.mark.parametrize("name", ["postgres", "redis", "hub", "smtpd", "worker"])
 def test_every_long_running_service_has_a_healthcheck(name: str) -> None:
     svc = service(name)
     assert svc.get("restart") != "no"
@@ -199,6 +199,15 @@ def test_app_services_run_the_image_built_from_the_dockerfile() -> None:
         assert service(name)["environment"]["CAREHUB_ENV"] == "production"
 
 
+def test_smtpd_takes_mail_on_port_25_and_shares_attachments_with_the_hub() -> None:
+    smtpd = service("smtpd")
+    assert smtpd["command"][:2] == ["carehub", "smtpd"]
+    assert "25:2525" in smtpd["ports"]
+    for name in ("hub", "smtpd", "worker"):
+        assert "blobs:/data" in service(name)["volumes"]
+        assert service(name)["environment"]["CAREHUB_DATA_DIR"] == "/data"
+
+
 def test_worker_scales_horizontally() -> None:
     worker = service("worker")
     assert worker["command"] == ["carehub", "worker"]
@@ -212,6 +221,8 @@ def test_worker_scales_horizontally() -> None:
     [
         ("hub", "CAREHUB_TWILIO_AUTH_TOKEN"),
         ("worker", "CAREHUB_TWILIO_AUTH_TOKEN"),
+        ("hub", "CAREHUB_EMAIL_WEBHOOK_SECRET"),
+        ("smtpd", "CAREHUB_SMTP_HOST"),
         ("postgres", "POSTGRES_PASSWORD"),
     ],
 )
