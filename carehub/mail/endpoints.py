@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel
@@ -30,6 +31,12 @@ class EmailAccepted(BaseModel):
     reason: str | None
     ticket: str | None
     acknowledged: bool
+
+
+def content_disposition(filename: str) -> str:
+    """A download header any browser reads right (RFC 6266): an ASCII fallback, and the real name UTF-8 encoded."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @webhook.post("/email", status_code=status.HTTP_202_ACCEPTED)
@@ -162,7 +169,7 @@ async def download_attachment(attachment_id: int, rt: RuntimeDep, agent: TicketA
         data,
         media_type="application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{row.filename}"',
+            "Content-Disposition": content_disposition(row.filename),
             "X-Content-Type-Options": "nosniff",
         },
     )

@@ -286,3 +286,34 @@ async def test_null_envelope_sender_over_smtp_gets_no_acknowledgement(mail_hub: 
 async def _ticket_or_none(hub: Hub, token: str) -> Any:
     response = await hub.client.get("/api/v1/tickets/PKR-000001", headers={"Authorization": f"Bearer {token}"})
     return response.json() if response.status_code == 200 else None
+
+
+async def test_attachments_are_stored_listed_and_downloaded_as_files_whatever_their_names(mail_hub: Hub) -> None:
+    msg = EmailMessage()
+    msg["From"] = RESIDENT
+    msg["To"] = CITY_CARE
+    msg["Subject"] = "Photos of the flooding"
+    msg.set_content("Two photos attached.\n")
+    photo = bytes(range(256)) * 40
+    msg.add_attachment(photo, maintype="image", subtype="jpeg", filename='报告 "rue" été.jpg')
+    msg.add_attachment(b"%PDF-1.4 plan", maintype="application", subtype="pdf", filename="../../etc/passwd")
+    response = await post_email(mail_hub.client, msg.as_bytes())
+    assert response.json()["status"] == "processed"
+
+    token = await mail_hub.agent_token()
+    ticket = await api(mail_hub, "/api/v1/tickets/PKR-000001", token)
+    files = ticket["messages"][0]["attachments"]
+    assert [(f["filename"], f["content_type"], f["size"]) for f in files] == [
+        ('报告 "rue" été.jpg', "image/jpeg", len(photo)),
+        ("passwd", "application/pdf", len(b"%PDF-1.4 plan")),
+    ]
+    download = await mail_hub.client.get(
+        f"/api/v1/attachments/{files[0]['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert download.status_code == 200
+    assert download.content == photo
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["x-content-type-options"] == "nosniff"
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="')
+    assert "filename*=UTF-8''%E6%8A%A5%E5%91%8A%20%22rue%22%20%C3%A9t%C3%A9.jpg" in disposition
