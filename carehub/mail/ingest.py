@@ -64,19 +64,26 @@ async def accept(
         inbound_id = await mail.store_raw(
             tx.conn, raw, source=source, envelope_from=envelope_from, envelope_to=envelope_to, now=utcnow()
         )
-    outcome = await process(rt, inbound_id)
-    return outcome or EmailOutcome(inbound_id, InboundEmailStatus.PROCESSED)
+    return await _process_safely(rt, inbound_id, raw, envelope_from=envelope_from, via_smtp=source == "smtp")
 
 
 async def process(rt: Runtime, inbound_id: int) -> EmailOutcome | None:
-    """Process one stored message still waiting; None if another run processed it already."""
+    """Process one stored message still waiting (after a crash, or sent back from the archive); None if another
+    run processed it already."""
     async with rt.transaction() as tx:
         row = await mail.begin_processing(tx.conn, inbound_id)
     if row is None:
         return None
-    raw = bytes(row.raw)
+    return await _process_safely(
+        rt, inbound_id, bytes(row.raw), envelope_from=row.envelope_from, via_smtp=row.source == "smtp"
+    )
+
+
+async def _process_safely(
+    rt: Runtime, inbound_id: int, raw: bytes, *, envelope_from: str | None, via_smtp: bool
+) -> EmailOutcome:
     try:
-        return await _process(rt, inbound_id, raw, envelope_from=row.envelope_from, via_smtp=row.source == "smtp")
+        return await _process(rt, inbound_id, raw, envelope_from=envelope_from, via_smtp=via_smtp)
     except Exception as exc:
         log.exception("inbound email %d: processing failed; archived", inbound_id)
         return await _archive(rt, inbound_id, f"processing failed: {type(exc).__name__}: {exc}")
@@ -172,7 +179,9 @@ async def _ingest(
     settings, conn, now = rt.settings, tx.conn, utcnow()
     sender_address = (parsed.from_address or "").lower()
     await _lock_sender(conn, sender_address)
-    seen = await mail.tickets_by_message_ids(conn, [parsed.message_id])
+    # One lookup answers both "seen before?" (its own Message-ID) and "which thread?" (the ones it refers to).
+    thread_ids = _thread_candidates(parsed)
+    seen = await mail.tickets_by_message_ids(conn, [parsed.message_id, *thread_ids])
     if parsed.message_id in seen:
         return EmailOutcome(
             inbound_id,
@@ -187,7 +196,7 @@ async def _ingest(
     ) or await contacts.create_sender(conn, EMAIL, sender_address, now)
     await mail.confirm_deliverable(conn, sender.address_id)
 
-    thread_id = await _thread(rt, conn, parsed)
+    thread_id = next((seen[i] for i in thread_ids if i in seen), None) or _subject_reference(rt, parsed.subject)
     ticket_id, linked_from, link_reason = None, None, None
     if thread_id is not None:
         ticket = await tickets.get_ticket(conn, thread_id)
@@ -252,19 +261,16 @@ async def _ingest(
     )
 
 
-async def _thread(rt: Runtime, conn: AsyncConnection, parsed: ParsedEmail) -> int | None:
-    """The ticket this message continues: by In-Reply-To, then References newest first, then the subject."""
-    candidates = list(
-        dict.fromkeys([*([parsed.in_reply_to] if parsed.in_reply_to else []), *reversed(parsed.references)])
-    )
-    found = await mail.tickets_by_message_ids(conn, candidates)
-    for message_id in candidates:
-        if message_id in found:
-            return found[message_id]
+def _thread_candidates(parsed: ParsedEmail) -> list[str]:
+    """The Message-IDs this message continues, strongest first: In-Reply-To, then References newest first."""
+    first = [parsed.in_reply_to] if parsed.in_reply_to else []
+    return [i for i in dict.fromkeys([*first, *reversed(parsed.references)]) if i != parsed.message_id]
+
+
+def _subject_reference(rt: Runtime, subject: str) -> int | None:
+    """The ticket named in the subject ("Re: ... [PKR-000123]"), for clients that keep no thread headers."""
     prefix = rt.settings.ticket_prefix
-    if prefix.lower() not in parsed.subject.lower():
-        return None
-    return parse_reference(prefix, parsed.subject)
+    return parse_reference(prefix, subject) if prefix.lower() in subject.lower() else None
 
 
 def _joinable(status: str, resolved_at: datetime | None, reopen_since: datetime) -> bool:

@@ -40,7 +40,7 @@ async def store_raw(
             size=len(raw),
             raw=raw,
             status=InboundEmailStatus.RECEIVED.value,
-            attempts=0,
+            attempts=1,  # the caller processes it straight away
         )
         .returning(INBOUND.c.id)
     )
