@@ -187,7 +187,10 @@ def _body_text(msg: Message) -> str:
 def _is_dsn(msg: Message) -> bool:
     if msg.get_content_type() == "message/delivery-status":
         return True
-    return msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "delivery-status"
+    if msg.get_content_type() != "multipart/report":
+        return False
+    # Some MTAs leave out report-type (or get it wrong) but still include the machine-readable part.
+    return msg.get_param("report-type") == "delivery-status" or _find_delivery_status(msg) is not None
 
 
 def _find_delivery_status(msg: Message) -> Message | None:

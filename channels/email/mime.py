@@ -293,14 +293,22 @@ def _fix_surrogates(value: str) -> str:
 
 def _header(msg: Message, name: str) -> str | None:
     """The decoded value of a header, or None; falls back to a lenient decode when the header is malformed."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name), None)
+    if raw is None:
+        return None
+    if _has_surrogates(str(raw)):
+        # Undeclared 8-bit bytes: the structured parser would already have replaced them with U+FFFD.
+        text = str(raw)
+        return _decode_raw_header(text) if "=?" in text else _fix_surrogates(text)
     try:
         value = msg.get(name)
-        if value is None:
-            return None
-        return _fix_surrogates(str(value))
+        return None if value is None else _fix_surrogates(str(value))
     except Exception:
-        raw = next((v for k, v in msg.raw_items() if k.lower() == name), None)
-        return None if raw is None else _decode_raw_header(str(raw))
+        return _decode_raw_header(str(raw))
+
+
+def _has_surrogates(value: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in value)
 
 
 def _decode_raw_header(raw: str) -> str:

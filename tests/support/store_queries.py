@@ -33,3 +33,11 @@ async def opted_out(engine: AsyncEngine, address: str) -> bool:
     async with engine.connect() as conn:
         value = (await conn.execute(select(table.c.opted_out_at).where(table.c.address == address))).scalar_one()
     return value is not None
+
+
+async def undeliverable_addresses(engine: AsyncEngine) -> list[str]:
+    """Addresses a permanent bounce put on hold."""
+    table = ContactAddress.__table__  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(table.c.address).where(table.c.undeliverable_at.is_not(None)))
+    return [str(r.address) for r in rows]

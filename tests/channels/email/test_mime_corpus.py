@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sysconfig
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from channels.email.mime import ParsedEmail, UnparseableEmail, parse_email
-from tests.support.corpus import EMAIL
+from tests.support.corpus import FLANKER_MESSAGES as FLANKER
+from tests.support.corpus import STDLIB_EMAIL_DATA
 
-FLANKER = EMAIL / "flanker" / "messages"
-# CPython's own email test messages; a venv shares the base interpreter's stdlib, test package included.
-STDLIB_EMAIL_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 CORPUS_FILES = sorted(FLANKER.rglob("*.eml")) + sorted(p for p in STDLIB_EMAIL_DATA.iterdir() if p.is_file())
 
 
