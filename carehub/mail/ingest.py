@@ -36,7 +36,7 @@ log = logging.getLogger("carehub.mail")
 
 EMAIL = ChannelKind.EMAIL
 # Parsing is CPU work; past this size it runs in a thread so one huge message does not stall every request.
-PARSE_IN_THREAD_BYTES = 256 * 1024
+PARSE_IN_THREAD_BYTES = 64 * 1024
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|tr|aw|sv|réf|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
