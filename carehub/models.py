@@ -262,7 +262,6 @@ class EmailDetail(SQLModel):
     inbound_email_id: int | None = None  # the raw message in the archive
     skipped_attachments: list[list[str]] | None = None
     no_auto_reply: str | None = None  # why no acknowledgement was sent (loop protection)
-    linked_because: str | None = None
 
 
 class MessagePublic(SQLModel):

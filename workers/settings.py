@@ -23,6 +23,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     async def startup(ctx: dict[str, Any]) -> None:
         runtime = Runtime.create(settings)
+        await runtime.open_hot_pool()  # stored mail a crash left behind is processed here too (the sweeper)
         runtime.dispatcher = ArqDispatcher(ctx["redis"], settings.queue_name)
         ctx["runtime"] = runtime
 

@@ -9,11 +9,13 @@ A crash between the two leaves the row "received", and the sweeper processes it 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.db import Tx
+from carehub.inbound.service import REFERENCE_SLOT
 from carehub.mail import repository as mail
+from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
 from carehub.models import ACTIVE_TICKET_STATUSES, InboundEmailStatus, TicketStatus
 from carehub.outbox import repository as outbox
 from carehub.runtime import Runtime
@@ -30,7 +34,7 @@ from carehub.tickets.reference import format_reference, parse_reference
 from channels.base import ChannelKind, DeliveryStatus, StatusUpdate
 from channels.email.bounces import reported_message_id
 from channels.email.loops import auto_reply_suppressed
-from channels.email.mime import ParsedEmail, UnparseableEmail, parse_email
+from channels.email.mime import Attachment, ParsedEmail, UnparseableEmail, parse_email
 
 log = logging.getLogger("carehub.mail")
 
@@ -143,6 +147,8 @@ async def _process(
     if quiet is None and via_smtp and envelope_from in ("", "<>"):  # aiosmtpd hands on "MAIL FROM:<>" as "<>"
         quiet = "null envelope sender (MAIL FROM:<>)"
     attachments = [(a, await rt.blobs.put(a.content)) for a in parsed.attachments]
+    if rt.engine.dialect.name == "postgresql":
+        return await _ingest_in_one_call(rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts)
     async with rt.transaction() as tx:
         outcome = await _ingest(rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments)
         await mail.settle(
@@ -156,6 +162,78 @@ async def _process(
             **facts,
         )
     return outcome
+
+
+INGEST_EMAIL_CALL = (
+    "SELECT status, reason, ticket_id, message_id, new_ticket, ack_outbox_id "
+    "FROM carehub_ingest_email($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+)
+
+
+async def _ingest_in_one_call(
+    rt: Runtime,
+    inbound_id: int,
+    parsed: ParsedEmail,
+    *,
+    quiet: str | None,
+    attachments: list[tuple[Attachment, str]],
+    facts: dict[str, Any],
+) -> EmailOutcome:
+    """PostgreSQL: _ingest()'s rules in one round trip (carehub_ingest_email(), migration 0004)."""
+    settings = rt.settings
+    if rt.hot_pool is None:
+        raise RuntimeError("Runtime.open_hot_pool() was not called for this PostgreSQL process")
+    now = utcnow()
+    row = await rt.hot_pool.fetchrow(
+        INGEST_EMAIL_CALL,
+        inbound_id,
+        (parsed.from_address or "").lower(),
+        parsed.message_id,
+        _thread_candidates(parsed),
+        _subject_reference(rt, parsed.subject),
+        _body(parsed),
+        json.dumps(_meta(inbound_id, parsed, quiet=quiet)),
+        _ticket_subject(parsed),
+        json.dumps([_attachment_row(a, key) for a, key in attachments]),
+        quiet is not None,
+        _ack_texts_json(rt),
+        settings.ticket_prefix,
+        now,
+        now - timedelta(days=settings.reopen_window_days),
+        now - timedelta(seconds=settings.email_ack_interval_seconds),
+        facts["header_message_id"],
+        facts["subject"],
+        facts["from_address"],
+    )
+    assert row is not None  # noqa: S101 - the function always returns one row
+    if row["ack_outbox_id"] is not None:
+        rt.enqueue_soon([row["ack_outbox_id"]])
+    return EmailOutcome(
+        inbound_id,
+        InboundEmailStatus(row["status"]),
+        reason=row["reason"],
+        ticket_id=row["ticket_id"],
+        message_id=row["message_id"],
+        new_ticket=row["new_ticket"],
+        acknowledged=row["ack_outbox_id"] is not None,
+    )
+
+
+def _body(parsed: ParsedEmail) -> str:
+    return parsed.reply_text or parsed.text or "(no text)"
+
+
+def _ticket_subject(parsed: ParsedEmail) -> str | None:
+    return _REPLY_PREFIX.sub("", parsed.subject)[:300] or None
+
+
+def _attachment_row(attachment: Attachment, blob_key: str) -> dict[str, Any]:
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type[:200],
+        "size": attachment.size,
+        "blob_key": blob_key,
+    }
 
 
 async def _lock_sender(conn: AsyncConnection, address: str) -> None:
@@ -174,7 +252,7 @@ async def _ingest(
     parsed: ParsedEmail,
     *,
     quiet: str | None,
-    attachments: list[tuple[Any, str]],
+    attachments: list[tuple[Attachment, str]],
 ) -> EmailOutcome:
     settings, conn, now = rt.settings, tx.conn, utcnow()
     sender_address = (parsed.from_address or "").lower()
@@ -213,7 +291,7 @@ async def _ingest(
             contact_id=sender.contact_id,
             address_id=sender.address_id,
             channel=EMAIL,
-            subject=_REPLY_PREFIX.sub("", parsed.subject)[:300] or None,
+            subject=_ticket_subject(parsed),
             now=now,
             linked_ticket_id=linked_from,
         )
@@ -221,23 +299,15 @@ async def _ingest(
         conn,
         ticket_id=ticket_id,
         channel=EMAIL,
-        body=parsed.reply_text or parsed.text or "(no text)",
+        body=_body(parsed),
         provider_id=parsed.message_id,
-        meta=_meta(inbound_id, parsed, quiet=quiet, link_reason=link_reason),
+        meta=_meta(inbound_id, parsed, quiet=quiet),
         now=now,
     )
     if message_id is None:  # cannot happen under the sender lock; kept as the database's own guarantee
         return EmailOutcome(inbound_id, InboundEmailStatus.DUPLICATE, reason="this Message-ID was received before")
     for attachment, blob_key in attachments:
-        await mail.add_attachment(
-            conn,
-            message_id=message_id,
-            filename=attachment.filename,
-            content_type=attachment.content_type,
-            size=attachment.size,
-            blob_key=blob_key,
-            now=now,
-        )
+        await mail.add_attachment(conn, message_id=message_id, now=now, **_attachment_row(attachment, blob_key))
     if not new_ticket:
         await tickets.note_inbound(conn, ticket_id, now)
     acknowledged = (
@@ -279,7 +349,7 @@ def _joinable(status: str, resolved_at: datetime | None, reopen_since: datetime)
     return status == TicketStatus.RESOLVED and resolved_at is not None and resolved_at >= reopen_since
 
 
-def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None, link_reason: str | None) -> dict[str, Any]:
+def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"inbound_email_id": inbound_id, "subject": parsed.subject}
     optional = {
         "from_name": parsed.from_name,
@@ -288,23 +358,41 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None, link_reaso
         "skipped_attachments": [list(s) for s in parsed.skipped_attachments] or None,
         "defects": list(parsed.defects) or None,
         "no_auto_reply": quiet,
-        "linked_because": link_reason,
     }
     meta.update({k: v for k, v in optional.items() if v is not None})
     return meta
 
 
 async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
-    settings = rt.settings
-    text_body, _html = rt.templates.render_email(
-        "ack", language, **ack_context(rt, format_reference(settings.ticket_prefix, ticket_id))
-    )
+    acks = _ack_texts(rt)
+    reference = format_reference(rt.settings.ticket_prefix, ticket_id)
+    text_body = acks.get(language, acks[DEFAULT_LANGUAGE]).replace(REFERENCE_SLOT, reference)
     ack_message_id = await tickets.add_outbound_message(
         tx.conn, ticket_id=ticket_id, channel=EMAIL, body=text_body, author_agent_id=None, now=now, meta={"auto": "ack"}
     )
     tx.staged_outbox.append(
         await outbox.stage(tx.conn, message_id=ack_message_id, channel=EMAIL, to_address=to, now=now)
     )
+
+
+_ACKS: WeakKeyDictionary[MessageTemplates, tuple[dict[str, str], str]] = WeakKeyDictionary()
+
+
+def _ack_texts(rt: Runtime) -> dict[str, str]:
+    """The acknowledgement's text in every language, with a slot for the reference: rendered once per process.
+    (What a ticket shows; the mail itself is rendered again, text and HTML, when it is sent.)"""
+    if rt.templates not in _ACKS:
+        texts = {
+            language: rt.templates.render_email("ack", language, **ack_context(rt, REFERENCE_SLOT))[0]
+            for language in rt.templates.languages(EMAIL, "ack")
+        }
+        _ACKS[rt.templates] = (texts, json.dumps(texts))
+    return _ACKS[rt.templates][0]
+
+
+def _ack_texts_json(rt: Runtime) -> str:
+    _ack_texts(rt)
+    return _ACKS[rt.templates][1]
 
 
 def ack_context(rt: Runtime, reference: str) -> dict[str, Any]:
