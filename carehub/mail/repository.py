@@ -30,13 +30,14 @@ async def store_raw(
     envelope_to: Sequence[str],
     now: datetime,
 ) -> int:
+    sender, recipients = envelope_values(envelope_from, envelope_to)
     result = await conn.execute(
         insert(INBOUND)
         .values(
             received_at=now,
             source=source,
-            envelope_from=(envelope_from or None) and envelope_from[:320],
-            envelope_to=", ".join(envelope_to)[:1000] or None,
+            envelope_from=sender,
+            envelope_to=recipients,
             size=len(raw),
             raw=raw,
             status=InboundEmailStatus.RECEIVED.value,
@@ -45,6 +46,11 @@ async def store_raw(
         .returning(INBOUND.c.id)
     )
     return int(result.scalar_one())
+
+
+def envelope_values(envelope_from: str | None, envelope_to: Sequence[str]) -> tuple[str | None, str | None]:
+    """The SMTP envelope as stored: the sender ("" for the null sender <>), and the recipients joined."""
+    return (None if envelope_from is None else envelope_from[:320]), (", ".join(envelope_to)[:1000] or None)
 
 
 async def begin_processing(conn: AsyncConnection, inbound_id: int) -> AnyRow | None:
