@@ -33,10 +33,16 @@ class EmailAccepted(BaseModel):
     acknowledged: bool
 
 
-def content_disposition(filename: str) -> str:
-    """A download header any browser reads right (RFC 6266): an ASCII fallback, and the real name UTF-8 encoded."""
+def download(data: bytes, filename: str, media_type: str) -> Response:
+    """Bytes a browser saves and never renders in our origin (the content may be hostile). The filename header is
+    one any browser reads right (RFC 6266): an ASCII fallback, and the real name UTF-8 encoded."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @webhook.post("/email", status_code=status.HTTP_202_ACCEPTED)
@@ -126,14 +132,7 @@ async def raw_inbound_email(inbound_id: int, rt: RuntimeDep, agent: ArchiveReade
             entity_id=inbound_id,
             now=utcnow(),
         )
-    return Response(
-        raw,
-        media_type="message/rfc822",
-        headers={
-            "Content-Disposition": f'attachment; filename="inbound-{inbound_id}.eml"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return download(raw, f"inbound-{inbound_id}.eml", "message/rfc822")
 
 
 @archive.post("/inbound-emails/{inbound_id}/retry")
@@ -164,12 +163,4 @@ async def download_attachment(attachment_id: int, rt: RuntimeDep, agent: TicketA
         await audit.agent_on_ticket(
             tx.conn, agent.id, "download", row.ticket_id, utcnow(), {"attachment": attachment_id}
         )
-    data = await rt.blobs.get(row.blob_key)
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": content_disposition(row.filename),
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return download(await rt.blobs.get(row.blob_key), row.filename, "application/octet-stream")
