@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import HeaderParser
-from email.policy import default as default_policy
+from email.policy import compat32
 from email.utils import getaddresses, parseaddr
+
+from channels.email.headers import header_text, header_texts, mime_view
 
 # Enhanced status code (RFC 3463). The lookarounds keep us from reading "2.5.1" out of an IP address like 10.2.5.1.
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
@@ -108,15 +110,17 @@ def _dsn_recipients(report: Message) -> tuple[list[BouncedRecipient], bool]:
     for block in blocks[1:]:
         if not isinstance(block, Message):
             continue
-        address = _typed_value(block.get("Final-Recipient")) or _typed_value(block.get("Original-Recipient"))
+        address = _typed_value(header_text(block, "Final-Recipient")) or _typed_value(
+            header_text(block, "Original-Recipient")
+        )
         if address is None:
             continue
-        action = _collapse(str(block.get("Action", ""))).lower() or "failed"
+        action = _collapse(header_text(block, "Action") or "").lower() or "failed"
         if action in _NOT_FAILURES:
             succeeded = True
             continue
-        status = _status(block.get("Status"))
-        diagnostic = _typed_value(block.get("Diagnostic-Code"))
+        status = _status(header_text(block, "Status"))
+        diagnostic = _typed_value(header_text(block, "Diagnostic-Code"))
         recipients.append(
             BouncedRecipient(address, status, action, diagnostic, _is_permanent(status, diagnostic, action))
         )
@@ -125,16 +129,16 @@ def _dsn_recipients(report: Message) -> tuple[list[BouncedRecipient], bool]:
 
 def _message_id_from_returned_part(msg: Message) -> str | None:
     for part in msg.walk():
-        ctype = part.get_content_type()
+        ctype = _content_type(part)
         if ctype == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                found = _MESSAGE_ID.search(str(inner[0].get("Message-ID", "")))
+                found = _MESSAGE_ID.search(header_text(inner[0], "Message-ID") or "")
                 if found is not None:
                     return found.group(0)
         elif ctype == "text/rfc822-headers":
-            headers = HeaderParser(policy=default_policy).parsestr(_text_of(part))
-            found = _MESSAGE_ID.search(str(headers.get("Message-ID", "")))
+            headers = HeaderParser(policy=compat32).parsestr(_text_of(part))
+            found = _MESSAGE_ID.search(header_text(headers, "Message-ID") or "")
             if found is not None:
                 return found.group(0)
     return None
@@ -145,10 +149,10 @@ def _original_message_id(msg: Message, body: str) -> str | None:
     if returned is not None:
         return returned
     # Exchange and some others thread the bounce onto our message.
-    in_reply_to = _MESSAGE_ID.search(str(msg.get("In-Reply-To", "")))
+    in_reply_to = _MESSAGE_ID.search(header_text(msg, "In-Reply-To") or "")
     if in_reply_to is not None:
         return in_reply_to.group(0)
-    references = _MESSAGE_ID.findall(str(msg.get("References", "")))
+    references = _MESSAGE_ID.findall(header_text(msg, "References") or "")
     if references:
         return str(references[-1])
     found = _MESSAGE_ID_LINE.search(body)
@@ -160,7 +164,7 @@ def _text_of(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    charset = part.get_content_charset() or "us-ascii"
+    charset = mime_view(part).get_content_charset() or "us-ascii"
     try:
         return payload.decode(charset, errors="replace")
     except LookupError:
@@ -174,41 +178,48 @@ def _body_text(msg: Message) -> str:
     stack: list[Message] = [msg]
     while stack:
         part = stack.pop(0)
-        if part.get_content_type() in ("message/rfc822", "message/delivery-status", "text/rfc822-headers"):
+        ctype = _content_type(part)
+        if ctype in ("message/rfc822", "message/delivery-status", "text/rfc822-headers"):
             continue
         if part.is_multipart():
             payload = part.get_payload()
             stack.extend(p for p in payload if isinstance(p, Message))
-        elif part.get_content_maintype() == "text" and part.get_content_subtype() == "plain":
+        elif ctype == "text/plain":
             texts.append(_text_of(part))
     return "\n".join(texts)
 
 
+def _content_type(part: Message) -> str:
+    return mime_view(part).get_content_type()
+
+
 def _is_dsn(msg: Message) -> bool:
-    if msg.get_content_type() == "message/delivery-status":
+    info = mime_view(msg)
+    ctype = info.get_content_type()
+    if ctype == "message/delivery-status":
         return True
-    if msg.get_content_type() != "multipart/report":
+    if ctype != "multipart/report":
         return False
     # Some MTAs leave out report-type (or get it wrong) but still include the machine-readable part.
-    return msg.get_param("report-type") == "delivery-status" or _find_delivery_status(msg) is not None
+    return info.get_param("report-type") == "delivery-status" or _find_delivery_status(msg) is not None
 
 
 def _find_delivery_status(msg: Message) -> Message | None:
-    return next((p for p in msg.walk() if p.get_content_type() == "message/delivery-status"), None)
+    return next((p for p in msg.walk() if _content_type(p) == "message/delivery-status"), None)
 
 
 def _looks_like_text_bounce(msg: Message) -> bool:
-    sender = parseaddr(str(msg.get("From", "")))[1]
+    sender = parseaddr(header_text(msg, "From") or "")[1]
     robot = _ROBOT_SENDER.match(sender.rpartition("@")[0]) is not None
-    null_sender = str(msg.get("Return-Path", "")).strip() == "<>"
-    return (robot or null_sender) and _BOUNCE_SUBJECT.search(str(msg.get("Subject", ""))) is not None
+    null_sender = (header_text(msg, "Return-Path") or "").strip() == "<>"
+    return (robot or null_sender) and _BOUNCE_SUBJECT.search(header_text(msg, "Subject") or "") is not None
 
 
 def _text_recipients(msg: Message, notification: str) -> list[str]:
     # Exim and Gmail name the failed recipients in a header; that beats scraping prose.
-    failed = getaddresses([str(v) for v in msg.get_all("X-Failed-Recipients", [])])
+    failed = getaddresses(header_texts(msg, "X-Failed-Recipients"))
     candidates = [a for _, a in failed if a] or _ADDRESS.findall(notification)
-    ours = {a.lower() for _, a in getaddresses([str(msg.get("From", "")), str(msg.get("To", ""))])}
+    ours = {a.lower() for _, a in getaddresses([header_text(msg, "From") or "", header_text(msg, "To") or ""])}
     seen: dict[str, None] = {}
     for address in candidates:
         local = address.rpartition("@")[0]
@@ -229,7 +240,7 @@ def _text_bounce(msg: Message, body: str) -> list[BouncedRecipient]:
         ),
         None,
     )
-    delayed = _DELAY_WORDS.search(str(msg.get("Subject", ""))) or (status or "").startswith("4")
+    delayed = _DELAY_WORDS.search(header_text(msg, "Subject") or "") or (status or "").startswith("4")
     action = "delayed" if delayed else "failed"
     diagnostic = None if code_line is None else _collapse(code_line)
     permanent = _is_permanent(status, diagnostic, action)
@@ -237,10 +248,13 @@ def _text_bounce(msg: Message, body: str) -> list[BouncedRecipient]:
     return [BouncedRecipient(a, status, action, diagnostic, permanent) for a in _text_recipients(msg, notification)]
 
 
-def parse_bounce(msg: EmailMessage) -> Bounce | None:
-    """The bounce msg reports, or None when msg is not a bounce (success-only DSNs are not bounces)."""
-    body = _body_text(msg)
+def parse_bounce(msg: Message) -> Bounce | None:
+    """The bounce msg reports, or None when msg is not a bounce (success-only DSNs are not bounces).
+
+    msg may come from either policy; headers are read as policy.default presents them.
+    """
     if _is_dsn(msg):
+        body = _body_text(msg)
         report = _find_delivery_status(msg)
         recipients, succeeded = ([], False) if report is None else _dsn_recipients(report)
         if succeeded and not recipients:
@@ -249,20 +263,22 @@ def parse_bounce(msg: EmailMessage) -> Bounce | None:
         if not recipients:
             recipients = _text_bounce(msg, body)
     elif _looks_like_text_bounce(msg):
+        body = _body_text(msg)
         recipients = _text_bounce(msg, body)
     else:
         return None
     return Bounce(tuple(recipients), _original_message_id(msg, body))
 
 
-def reported_message_id(msg: EmailMessage) -> str | None:
+def reported_message_id(msg: Message) -> str | None:
     """The Message-ID of the message a report (bounce or complaint) is about, wherever the reporter put it."""
     return _original_message_id(msg, _body_text(msg))
 
 
-def is_complaint(msg: EmailMessage) -> bool:
+def is_complaint(msg: Message) -> bool:
     """True for an ARF (RFC 5965) feedback report: a recipient marked our mail as spam."""
-    if msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "feedback-report":
+    info = mime_view(msg)
+    if info.get_content_type() == "multipart/report" and info.get_param("report-type") == "feedback-report":
         return True
     # Some providers get the report-type parameter wrong but still include the machine-readable part.
-    return any(p.get_content_type() == "message/feedback-report" for p in msg.walk())
+    return any(_content_type(p) == "message/feedback-report" for p in msg.walk())

@@ -7,9 +7,11 @@ Microsoft's X-Auto-Response-Suppress ([MS-OXCMAIL] 2.2.3.2.20) and long-standing
 from __future__ import annotations
 
 import re
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from typing import Literal
+
+from channels.email.headers import header_text, mime_view, raw_value
 
 # Precedence is non-standard, but list managers and bulk senders still set it, and RFC 3834 section 2 names
 # it as a sign of automatic mail a responder may decline to answer. "auto_reply" is what some vacation
@@ -33,15 +35,13 @@ _ROBOT_LOCAL_PART = re.compile(
 )
 
 
-def _header(msg: EmailMessage, name: str) -> str | None:
+def _header(msg: Message, name: str) -> str | None:
     """The header's value as text, or None; malformed values degrade to their raw text instead of raising."""
     try:
-        value = msg.get(name)
+        return header_text(msg, name)
     except (ValueError, IndexError, TypeError, AttributeError):
         # The stdlib's structured header parser has crashed on hostile input before; a loop check must not.
-        raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-        return None if raw is None else str(raw)
-    return None if value is None else str(value)
+        return raw_value(msg, name)
 
 
 def _address(value: str | None) -> str:
@@ -51,7 +51,7 @@ def _address(value: str | None) -> str:
     return parseaddr(value)[1].strip().lower()
 
 
-def _check_headers(msg: EmailMessage) -> str | None:
+def _check_headers(msg: Message) -> str | None:
     """Reasons that come straight from headers the sender set to say "this is automatic"."""
     auto_submitted = _header(msg, "Auto-Submitted")
     if auto_submitted is not None:
@@ -72,8 +72,9 @@ def _check_headers(msg: EmailMessage) -> str | None:
     for list_header in ("List-Id", "List-Unsubscribe"):
         if _header(msg, list_header) is not None:
             return f"mailing list message ({list_header})"
-    if msg.get_content_type() in ("multipart/report", "message/delivery-status"):
-        return f"delivery/feedback report ({msg.get_content_type()})"
+    ctype = mime_view(msg).get_content_type()
+    if ctype in ("multipart/report", "message/delivery-status"):
+        return f"delivery/feedback report ({ctype})"
     return None
 
 
@@ -82,7 +83,7 @@ def _in_domains(address: str, our_domains: frozenset[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in (d.lower().strip(".") for d in our_domains))
 
 
-def _check_sender(msg: EmailMessage, our_domains: frozenset[str]) -> str | None:
+def _check_sender(msg: Message, our_domains: frozenset[str]) -> str | None:
     """Reasons that come from who sent the message."""
     return_path = _header(msg, "Return-Path")
     if return_path is not None and return_path.strip() in ("<>", ""):
@@ -100,7 +101,7 @@ def _check_sender(msg: EmailMessage, our_domains: frozenset[str]) -> str | None:
     return None
 
 
-def auto_reply_suppressed(msg: EmailMessage, *, our_domains: frozenset[str]) -> str | None:
+def auto_reply_suppressed(msg: Message, *, our_domains: frozenset[str]) -> str | None:
     """Why carehub must not auto-reply (acknowledge) to msg, or None when an auto-reply is fine."""
     return _check_headers(msg) or _check_sender(msg, our_domains)
 

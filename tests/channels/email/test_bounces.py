@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import pytest
 
-from channels.email.bounces import Bounce, BouncedRecipient, is_complaint, parse_bounce
+from channels.email.bounces import Bounce, BouncedRecipient, is_complaint, parse_bounce, reported_message_id
+from channels.email.mime import parse_email
 from tests.support.corpus import EMAIL
 
 MESSAGES = EMAIL / "flanker" / "messages"
@@ -301,3 +302,14 @@ def test_text_bounce_in_an_unknown_charset_does_not_crash() -> None:
 
 def test_bounce_with_no_recipients_is_not_permanent() -> None:
     assert not Bounce((), None).is_permanent
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*BOUNCES.glob("*.eml"), *COMPLAINTS.glob("*.eml"), *NON_BOUNCES]), ids=lambda p: p.name
+)
+def test_parsed_email_tree_gives_the_same_answers_as_a_policy_default_parse(path: Path) -> None:
+    # parse_email keeps a compat32 tree (raw header strings); the checks must read it as policy.default would.
+    parsed, default = parse_email(path.read_bytes()).message, load(path)
+    assert parse_bounce(parsed) == parse_bounce(default)
+    assert is_complaint(parsed) == is_complaint(default)
+    assert reported_message_id(parsed) == reported_message_id(default)

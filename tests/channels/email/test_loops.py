@@ -11,7 +11,8 @@ from typing import Literal
 import pytest
 
 from channels.email.loops import auto_reply_suppressed, outgoing_auto_headers
-from tests.support.corpus import EMAIL
+from channels.email.mime import UnparseableEmail, parse_email
+from tests.support.corpus import EMAIL, real_world_mail
 
 MESSAGES = EMAIL / "flanker" / "messages"
 OURS = frozenset({"carehub.example", "Montreal.example"})
@@ -183,3 +184,14 @@ def test_another_carehub_never_acknowledges_our_automatic_mail(kind: Literal["au
 def test_loop_token_that_would_inject_headers_is_refused(token: str) -> None:
     with pytest.raises(ValueError, match="single line"):
         outgoing_auto_headers("auto-replied", token)
+
+
+@pytest.mark.parametrize("path", list(real_world_mail().values()), ids=list(real_world_mail()))
+def test_parsed_email_tree_gives_the_same_answer_as_a_policy_default_parse(path: Path) -> None:
+    # parse_email keeps a compat32 tree (raw header strings); the check must read it as policy.default would.
+    try:
+        parsed = parse_email(path.read_bytes()).message
+    except UnparseableEmail:
+        return
+    domains = frozenset({*OURS, "example.com"})
+    assert auto_reply_suppressed(parsed, our_domains=domains) == auto_reply_suppressed(load(path), our_domains=domains)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.email.mime import ParsedEmail, UnparseableEmail, parse_email
+from channels.email.mime import MAX_SUBJECT_RAW_CHARS, ParsedEmail, UnparseableEmail, parse_email
 from tests.support.corpus import FLANKER_MESSAGES as FLANKER
 from tests.support.corpus import STDLIB_EMAIL_DATA
 
@@ -283,3 +283,11 @@ def test_truncated_and_mangled_copies_of_real_mail_never_crash(name: str) -> Non
             parse_email(variant)
         except UnparseableEmail as exc:
             assert exc.reason  # noqa: PT017 - many inputs per test; pytest.raises cannot express "may raise"
+
+
+def test_huge_encoded_subject_is_read_from_its_first_raw_characters_only() -> None:
+    # 210 KB of encoded words; carehub keeps 300 characters of a subject, and decoding it all cost half a second.
+    parsed = _flanker("long-header.eml")
+    assert parsed.subject.startswith("Die heiße Zypernsonne quälte Max und Victoria")
+    assert 300 < len(parsed.subject) <= MAX_SUBJECT_RAW_CHARS
+    assert "=?" not in parsed.subject
