@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.mail import repository as mail
-from carehub.mail.ingest import ack_context
+from carehub.mail.ingest import ack_context, message_id_for
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
 from carehub.runtime import Runtime
 from carehub.tickets.reference import format_reference
@@ -19,12 +19,6 @@ MESSAGES = Message.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 AGENTS = Agent.__table__  # type: ignore[attr-defined]
-
-
-def message_id_for(rt: Runtime, outbox_id: int, created_ms: int) -> str:
-    """Stable per outbox row (a retry is the same message to the receiver), unique across database resets."""
-    domain = rt.settings.email_from_address.rpartition("@")[2]
-    return f"<carehub.{outbox_id}.{created_ms}@{domain}>"
 
 
 async def compose(rt: Runtime, conn: AsyncConnection, outbox_id: int) -> OutboundEmail:

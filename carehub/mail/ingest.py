@@ -39,6 +39,7 @@ from channels.email.mime import Attachment, ParsedEmail, UnparseableEmail, parse
 log = logging.getLogger("carehub.mail")
 
 EMAIL = ChannelKind.EMAIL
+OUR_MESSAGE_ID_PREFIX = "carehub."
 # Parsing is CPU work; past this size it runs in a thread so one huge message does not stall every request.
 PARSE_IN_THREAD_BYTES = 64 * 1024
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|tr|aw|sv|réf|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -64,9 +65,9 @@ async def accept(
     envelope_to: tuple[str, ...] = (),
 ) -> EmailOutcome:
     """Store raw mail (committed), then process it. Returns how processing ended; mail is safe either way."""
-    if rt.hot_pool is not None:  # PostgreSQL: the same INSERT in one round trip, committed on its own
+    if rt.hot_pool is not None:  # PostgreSQL: one round trip (migration 0004 says why its commit may be async)
         inbound_id = await rt.hot_pool.fetchval(
-            STORE_RAW, utcnow(), source, *mail.envelope_values(envelope_from, envelope_to), len(raw), raw
+            STORE_RAW, utcnow(), source, *mail.envelope_values(envelope_from, envelope_to), raw
         )
     else:
         async with rt.transaction() as tx:
@@ -110,9 +111,20 @@ async def reprocess_stale(rt: Runtime, limit: int = 100) -> int:
     return len(stale)
 
 
-async def _archive(rt: Runtime, inbound_id: int, reason: str, **values: Any) -> EmailOutcome:
-    async with rt.transaction() as tx:
-        await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, utcnow(), reason=reason, **values)
+ARCHIVE = (
+    "UPDATE inbound_emails SET status = 'unprocessable', processed_at = $2, reason = $3, "
+    "header_message_id = $4, subject = $5, from_address = $6 WHERE id = $1"
+)
+
+
+async def _archive(rt: Runtime, inbound_id: int, reason: str, **facts: Any) -> EmailOutcome:
+    now, reason = utcnow(), reason[:1000]
+    if rt.hot_pool is not None:  # PostgreSQL: one round trip (a good share of real-world mail ends here)
+        fields = (facts.get("header_message_id"), facts.get("subject"), facts.get("from_address"))
+        await rt.hot_pool.execute(ARCHIVE, inbound_id, now, reason, *fields)
+    else:
+        async with rt.transaction() as tx:
+            await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, now, reason=reason, **facts)
     return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=reason)
 
 
@@ -169,10 +181,7 @@ async def _process(
     return outcome
 
 
-STORE_RAW = (
-    "INSERT INTO inbound_emails (received_at, source, envelope_from, envelope_to, size, raw, status, attempts) "
-    "VALUES ($1, $2, $3, $4, $5, $6, 'received', 1) RETURNING id"
-)
+STORE_RAW = "SELECT carehub_store_email($1, $2, $3, $4, $5)"
 INGEST_EMAIL_CALL = (
     "SELECT status, reason, ticket_id, message_id, new_ticket, ack_outbox_id "
     "FROM carehub_ingest_email($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
@@ -404,6 +413,17 @@ def _ack_texts_json(rt: Runtime) -> str:
     return _ACKS[rt.templates][1]
 
 
+def message_id_for(rt: Runtime, outbox_id: int, created_ms: int) -> str:
+    """Our outgoing Message-ID: stable per outbox row (a retry is the same message to the receiver), unique across
+    database resets, and recognisable, so a report about someone else's mail needs no lookup."""
+    return f"<{OUR_MESSAGE_ID_PREFIX}{outbox_id}.{created_ms}@{rt.settings.email_from_address.rpartition('@')[2]}>"
+
+
+def is_our_message_id(rt: Runtime, message_id: str) -> bool:
+    domain = rt.settings.email_from_address.rpartition("@")[2]
+    return message_id.startswith(f"<{OUR_MESSAGE_ID_PREFIX}") and message_id.endswith(f"@{domain}>")
+
+
 def ack_context(rt: Runtime, reference: str) -> dict[str, Any]:
     """What every resident-facing email template is given about the city (sender identity, CASL)."""
     s = rt.settings
@@ -422,13 +442,15 @@ async def _report(rt: Runtime, inbound_id: int, parsed: ParsedEmail, facts: dict
     """A bounce or spam complaint: attach it to the outbound message it is about, via our Message-ID."""
     bounce = parsed.bounce
     about = bounce.original_message_id if bounce is not None else reported_message_id(parsed.message)
+    not_ours = "a delivery report about mail carehub did not send (no Message-ID of ours in it)"
+    if about is None or not is_our_message_id(rt, about):  # most bounces are backscatter: no lookup needed
+        return await _archive(rt, inbound_id, not_ours, **facts)
     now = utcnow()
     async with rt.transaction() as tx:
-        sent = None if about is None else await mail.outbox_by_message_id(tx.conn, about)
-        if sent is None or about is None:
-            reason = "a delivery report about mail carehub did not send (no Message-ID of ours in it)"
-            await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, now, reason=reason, **facts)
-            return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=reason)
+        sent = await mail.outbox_by_message_id(tx.conn, about)
+        if sent is None:
+            await mail.settle(tx.conn, inbound_id, InboundEmailStatus.UNPROCESSABLE, now, reason=not_ours, **facts)
+            return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=not_ours)
         if bounce is None:
             reason = f"spam complaint about mail to {sent.to_address}: no more mail goes there"
             await contacts.mark_opted_out(tx.conn, EMAIL, sent.to_address, now)

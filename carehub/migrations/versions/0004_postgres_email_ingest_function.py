@@ -1,5 +1,10 @@
-"""PostgreSQL: carehub_ingest_email(), a parsed email into ticket state in one round trip
+"""PostgreSQL: carehub_store_email() and carehub_ingest_email(), an email into ticket state in two round trips
 
+carehub_store_email() keeps the raw message before anything is parsed. Its commit does not wait for the disk: the
+processing that follows always ends in a synchronous commit before the sender is answered, and flushing that
+commit's WAL flushes this row too; a crash before then leaves the sender unanswered, so it sends again.
+
+carehub_ingest_email():
 Lock the sender, drop a redelivery, find the thread (Message-IDs first, then the subject's reference), find or create
 the contact, join the ticket only if it is the same resident's and still open (else open a linked one), store the
 message and its attachments, take the acknowledgement slot and stage the acknowledgement, and settle the stored
@@ -17,6 +22,23 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+STORE_EMAIL_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION carehub_store_email(
+    p_received_at timestamptz, p_source text, p_envelope_from text, p_envelope_to text, p_raw bytea
+) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);  -- this transaction only (see the module docstring)
+    INSERT INTO inbound_emails (received_at, source, envelope_from, envelope_to, size, raw, status, attempts)
+    VALUES (p_received_at, p_source, p_envelope_from, p_envelope_to, length(p_raw), p_raw, 'received', 1)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END;
+$$
+"""
 
 INGEST_EMAIL_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION carehub_ingest_email(
@@ -152,9 +174,11 @@ $$
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(STORE_EMAIL_FUNCTION)
         op.execute(INGEST_EMAIL_FUNCTION)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS carehub_ingest_email")
+        op.execute("DROP FUNCTION IF EXISTS carehub_store_email")
