@@ -1,5 +1,10 @@
 """Where attachment bytes live: one small interface, a content-addressed directory behind it (an object store
-can stand in by implementing the same two methods)."""
+can stand in by implementing the same two methods).
+
+Blobs are a copy, not the record: every attachment is also inside its raw message, which the database keeps
+durably. So a blob is written without waiting for the disk, and read back only if its bytes still hash to its key;
+a blob lost or torn by a crash raises BlobMissing, and the caller extracts it from the raw message again.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +18,26 @@ from typing import Protocol
 _KEY_CHARS = frozenset("0123456789abcdef")
 
 
+# Small files are written inline; a thread pays off only for larger ones.
+INLINE_WRITE_BYTES = 256 * 1024
+
+
+class BlobMissing(KeyError):
+    """No intact blob under this key (never stored, or lost or torn by a crash)."""
+
+
 class BlobStore(Protocol):
     async def put(self, data: bytes) -> str:
-        """Store data durably; returns its key. Storing the same bytes twice returns the same key."""
+        """Store data; returns its key. Storing the same bytes twice returns the same key."""
         ...
 
-    async def get(self, key: str) -> bytes: ...
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under key; BlobMissing if there are none, or they no longer match it."""
+        ...
 
 
 class DiskBlobStore:
-    """Files named by their SHA-256 under root/ab/cd/, written to a temporary name, fsynced, then renamed, so a
-    crash never leaves a half-written blob under a real key."""
+    """Files named by their SHA-256 under root/ab/cd/, written to a temporary name and then renamed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -35,7 +49,10 @@ class DiskBlobStore:
 
     async def put(self, data: bytes) -> str:
         key = hashlib.sha256(data).hexdigest()
-        await asyncio.to_thread(self._write, self._path(key), data)
+        if len(data) <= INLINE_WRITE_BYTES:
+            self._write(self._path(key), data)
+        else:
+            await asyncio.to_thread(self._write, self._path(key), data)
         return key
 
     @staticmethod
@@ -47,12 +64,17 @@ class DiskBlobStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
     async def get(self, key: str) -> bytes:
-        return await asyncio.to_thread(self._path(key).read_bytes)
+        try:
+            data = await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError:
+            raise BlobMissing(key) from None
+        if hashlib.sha256(data).hexdigest() != key:
+            self._path(key).unlink(missing_ok=True)  # torn: make room for the copy extracted again
+            raise BlobMissing(key)
+        return data

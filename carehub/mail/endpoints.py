@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from datetime import datetime
 from typing import Annotated
@@ -12,11 +13,13 @@ from pydantic import BaseModel
 
 from carehub import audit
 from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent, require_role
+from carehub.blobs import BlobMissing
 from carehub.clock import utcnow
 from carehub.mail import repository as mail
-from carehub.mail.ingest import accept, process
+from carehub.mail.ingest import accept, parse, process
 from carehub.models import InboundEmailStatus, Role
 from carehub.problems import Problem
+from carehub.runtime import Runtime
 from carehub.tickets.reference import format_reference
 
 webhook = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -163,4 +166,20 @@ async def download_attachment(attachment_id: int, rt: RuntimeDep, agent: TicketA
         await audit.agent_on_ticket(
             tx.conn, agent.id, "download", row.ticket_id, utcnow(), {"attachment": attachment_id}
         )
-    return download(await rt.blobs.get(row.blob_key), row.filename, "application/octet-stream")
+    try:
+        data = await rt.blobs.get(row.blob_key)
+    except BlobMissing:
+        data = await _extract_again(rt, row.blob_key, (row.meta or {}).get("inbound_email_id"))
+    return download(data, row.filename, "application/octet-stream")
+
+
+async def _extract_again(rt: Runtime, blob_key: str, inbound_id: int | None) -> bytes:
+    """The blob store lost an attachment (a crash before the disk had it): take it from the raw message again."""
+    async with rt.transaction() as tx:
+        raw = None if inbound_id is None else await mail.raw_of(tx.conn, inbound_id)
+    if raw is not None:
+        for attachment in (await parse(rt, raw)).attachments:
+            if hashlib.sha256(attachment.content).hexdigest() == blob_key:
+                await rt.blobs.put(attachment.content)
+                return attachment.content
+    raise Problem(410, "This attachment's file is gone and could not be recovered from the original message.")

@@ -128,7 +128,8 @@ async def _archive(rt: Runtime, inbound_id: int, reason: str, **facts: Any) -> E
     return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=reason)
 
 
-async def _parse(rt: Runtime, raw: bytes) -> ParsedEmail:
+async def parse(rt: Runtime, raw: bytes) -> ParsedEmail:
+    """parse_email() with this hub's attachment limits, in a thread for large messages."""
     settings = rt.settings
     limits = {
         "max_attachments": settings.email_max_attachments,
@@ -148,7 +149,7 @@ async def _process(
             rt, inbound_id, f"too large to process: {len(raw):,} bytes (limit {settings.email_max_bytes:,})"
         )
     try:
-        parsed = await _parse(rt, raw)
+        parsed = await parse(rt, raw)
     except UnparseableEmail as exc:
         return await _archive(rt, inbound_id, f"not an email: {exc.reason}")
     facts: dict[str, Any] = {

@@ -298,7 +298,7 @@ async def attachments_of(conn: AsyncConnection, message_ids: Sequence[int]) -> l
 async def attachment(conn: AsyncConnection, attachment_id: int) -> AnyRow | None:
     return (
         await conn.execute(
-            select(ATTACHMENTS, MESSAGES.c.ticket_id)
+            select(ATTACHMENTS, MESSAGES.c.ticket_id, MESSAGES.c.meta)
             .join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_id)
             .where(ATTACHMENTS.c.id == attachment_id)
         )

@@ -3,6 +3,7 @@ junk and redeliveries are each handled as the email issue says. Real SMTP both w
 
 from __future__ import annotations
 
+import secrets
 from email.message import EmailMessage
 from typing import Any
 
@@ -317,3 +318,37 @@ async def test_attachments_are_stored_listed_and_downloaded_as_files_whatever_th
     disposition = download.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="')
     assert "filename*=UTF-8''%E6%8A%A5%E5%91%8A%20%22rue%22%20%C3%A9t%C3%A9.jpg" in disposition
+
+
+@pytest.mark.parametrize("damage", ["lost", "torn"])
+async def test_an_attachment_lost_from_the_blob_store_is_recovered_from_the_raw_message(
+    mail_hub: Hub, damage: str
+) -> None:
+    msg = EmailMessage()
+    msg["From"] = RESIDENT
+    msg["To"] = CITY_CARE
+    msg["Subject"] = "Receipt"
+    msg.set_content("Attached.\n")
+    # Unique bytes: blobs are content-addressed, and another run may share the directory.
+    content = b"receipt " + bytes(range(256)) * 7 + secrets.token_bytes(16)
+    msg.add_attachment(content, maintype="application", subtype="pdf", filename="receipt.pdf")
+    await post_email(mail_hub.client, msg.as_bytes())
+    token = await mail_hub.agent_token()
+    [attachment] = (await api(mail_hub, "/api/v1/tickets/PKR-000001", token))["messages"][0]["attachments"]
+    [blob] = [p for p in mail_hub.settings.data_dir.joinpath("blobs").rglob("*") if p.is_file() and _holds(p, content)]
+    if damage == "lost":
+        blob.unlink()
+    else:
+        blob.write_bytes(content[:10])  # a crash before the disk had it all
+
+    download = await mail_hub.client.get(
+        f"/api/v1/attachments/{attachment['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert download.status_code == 200
+    assert download.content == content
+    assert blob.read_bytes() == content  # put back
+
+
+def _holds(path: Any, content: bytes) -> bool:
+    return bool(path.read_bytes() == content)
