@@ -22,6 +22,11 @@ _KEY_CHARS = frozenset("0123456789abcdef")
 INLINE_WRITE_BYTES = 256 * 1024
 
 
+def key_for(data: bytes) -> str:
+    """The key data is stored under: its SHA-256, so a key can be known before (or without) writing."""
+    return hashlib.sha256(data).hexdigest()
+
+
 class BlobMissing(KeyError):
     """No intact blob under this key (never stored, or lost or torn by a crash)."""
 
@@ -48,7 +53,7 @@ class DiskBlobStore:
         return self.root / key[:2] / key[2:4] / key
 
     async def put(self, data: bytes) -> str:
-        key = hashlib.sha256(data).hexdigest()
+        key = key_for(data)
         if len(data) <= INLINE_WRITE_BYTES:
             self._write(self._path(key), data)
         else:
@@ -74,7 +79,7 @@ class DiskBlobStore:
             data = await asyncio.to_thread(self._path(key).read_bytes)
         except FileNotFoundError:
             raise BlobMissing(key) from None
-        if hashlib.sha256(data).hexdigest() != key:
+        if key_for(data) != key:
             self._path(key).unlink(missing_ok=True)  # torn: make room for the copy extracted again
             raise BlobMissing(key)
         return data

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -67,7 +68,11 @@ class Runtime:
     def enqueue_soon(self, outbox_ids: list[int]) -> None:
         """Enqueue committed rows without making the caller wait (a webhook answers first). Losing this enqueue
         (the process dies right now) only delays delivery until the sweeper finds the row."""
-        task = asyncio.create_task(self._enqueue_staged(outbox_ids))
+        self.in_background(self._enqueue_staged(outbox_ids))
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work after the caller has answered; shutdown waits a little for it (aclose)."""
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import datetime
 from typing import Annotated
@@ -13,7 +12,7 @@ from pydantic import BaseModel
 
 from carehub import audit
 from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent, require_role
-from carehub.blobs import BlobMissing
+from carehub.blobs import BlobMissing, key_for
 from carehub.clock import utcnow
 from carehub.mail import repository as mail
 from carehub.mail.ingest import accept, parse, process
@@ -179,7 +178,7 @@ async def _extract_again(rt: Runtime, blob_key: str, inbound_id: int | None) -> 
         raw = None if inbound_id is None else await mail.raw_of(tx.conn, inbound_id)
     if raw is not None:
         for attachment in (await parse(rt, raw)).attachments:
-            if hashlib.sha256(attachment.content).hexdigest() == blob_key:
+            if key_for(attachment.content) == blob_key:
                 await rt.blobs.put(attachment.content)
                 return attachment.content
     raise Problem(410, "This attachment's file is gone and could not be recovered from the original message.")

@@ -20,6 +20,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub.blobs import key_for
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.db import Tx
@@ -164,7 +165,10 @@ async def _process(
     quiet = auto_reply_suppressed(parsed.message, our_domains=settings.our_email_domains)
     if quiet is None and via_smtp and envelope_from in ("", "<>"):  # aiosmtpd hands on "MAIL FROM:<>" as "<>"
         quiet = "null envelope sender (MAIL FROM:<>)"
-    attachments = [(a, await rt.blobs.put(a.content)) for a in parsed.attachments]
+    attachments = [(a, key_for(a.content)) for a in parsed.attachments]
+    if attachments:
+        # Written after the answer: the raw message already holds them durably (carehub/blobs.py).
+        rt.in_background(_store_attachments(rt, [a.content for a, _ in attachments]))
     if rt.engine.dialect.name == "postgresql":
         return await _ingest_in_one_call(rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts)
     async with rt.transaction() as tx:
@@ -236,6 +240,15 @@ async def _ingest_in_one_call(
         new_ticket=row["new_ticket"],
         acknowledged=row["ack_outbox_id"] is not None,
     )
+
+
+async def _store_attachments(rt: Runtime, contents: list[bytes]) -> None:
+    try:
+        for content in contents:
+            await rt.blobs.put(content)
+    except OSError:
+        # Not lost: a download finds the blob missing and extracts it from the raw message again.
+        log.exception("could not write attachments to the blob store")
 
 
 def _body(parsed: ParsedEmail) -> str:

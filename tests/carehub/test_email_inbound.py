@@ -335,7 +335,12 @@ async def test_an_attachment_lost_from_the_blob_store_is_recovered_from_the_raw_
     await post_email(mail_hub.client, msg.as_bytes())
     token = await mail_hub.agent_token()
     [attachment] = (await api(mail_hub, "/api/v1/tickets/PKR-000001", token))["messages"][0]["attachments"]
-    [blob] = [p for p in mail_hub.settings.data_dir.joinpath("blobs").rglob("*") if p.is_file() and _holds(p, content)]
+    blobs = mail_hub.settings.data_dir / "blobs"
+
+    async def written() -> list[Any]:  # blobs are written just after the answer
+        return [p for p in blobs.rglob("*") if p.is_file() and _holds(p, content)]
+
+    [blob] = await eventually(written, what="the attachment written to the blob store")
     if damage == "lost":
         blob.unlink()
     else:
