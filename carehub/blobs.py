@@ -18,10 +18,6 @@ from typing import Protocol
 _KEY_CHARS = frozenset("0123456789abcdef")
 
 
-# Small files are written inline; a thread pays off only for larger ones.
-INLINE_WRITE_BYTES = 256 * 1024
-
-
 def key_for(data: bytes) -> str:
     """The key data is stored under: its SHA-256, so a key can be known before (or without) writing."""
     return hashlib.sha256(data).hexdigest()
@@ -54,10 +50,8 @@ class DiskBlobStore:
 
     async def put(self, data: bytes) -> str:
         key = key_for(data)
-        if len(data) <= INLINE_WRITE_BYTES:
-            self._write(self._path(key), data)
-        else:
-            await asyncio.to_thread(self._write, self._path(key), data)
+        # In a thread: file-system calls (mkdir, create, rename) can take milliseconds on container storage.
+        await asyncio.to_thread(self._write, self._path(key), data)
         return key
 
     @staticmethod
