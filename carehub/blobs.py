@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +42,8 @@ class DiskBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._dirs: set[Path] = set()
+        self._counter = itertools.count()
 
     def _path(self, key: str) -> Path:
         if len(key) != 64 or not _KEY_CHARS.issuperset(key):
@@ -54,18 +56,22 @@ class DiskBlobStore:
         await asyncio.to_thread(self._write, self._path(key), data)
         return key
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes) -> None:
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if path.parent not in self._dirs:  # mkdir is a file-system round trip: once per directory per process
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(self._counter)}")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            try:
+                tmp.write_bytes(data)
+            except FileNotFoundError:  # the directory went away since we made it
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     async def get(self, key: str) -> bytes:
