@@ -200,6 +200,7 @@ async def stage_acknowledgements(settings: Settings, count: int) -> list[int]:
     """`count` residents each write in for the first time: `count` email tickets, each with its acknowledgement
     staged in the outbox (no dispatcher here, so nothing is enqueued). Returns the outbox ids, oldest first."""
     rt = Runtime.create(settings)
+    await rt.open_hot_pool()
     slots = asyncio.Semaphore(STAGE_CONCURRENCY)
 
     async def one(i: int) -> bool:
