@@ -39,7 +39,7 @@ from carehub.runtime import Runtime
 from carehub.settings import Settings
 from channels.base import ChannelKind, OutboundEmail, OutboundEnvelope
 from channels.email.loops import outgoing_auto_headers
-from channels.email.smtp import compose_message
+from channels.email.writer import compose_bytes
 from tests.support.mail import resident_mail
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,8 +224,10 @@ def settings_database(settings: Settings) -> str:
 
 
 async def enqueue(redis_url: str, outbox_ids: Sequence[int]) -> None:
-    """As the hub does after its commit: ArqDispatcher, every job in one pipeline."""
-    dispatcher = ArqDispatcher(ArqRedis.from_url(redis_url), QUEUE_NAME)
+    """As the hub does after its commit: ArqDispatcher, every job in one pipeline, in batches of the default
+    CAREHUB_DELIVERY_BATCH_SIZE (the rows are due together, as an alert's fan-out is)."""
+    batch_size = Settings.model_fields["delivery_batch_size"].default
+    dispatcher = ArqDispatcher(ArqRedis.from_url(redis_url), QUEUE_NAME, batch_size=batch_size)
     try:
         await dispatcher.enqueue([Job(i) for i in outbox_ids])
     finally:
@@ -342,8 +344,8 @@ def raw_messages(settings: Settings, count: int) -> list[tuple[str, bytes]]:
             headers=outgoing_auto_headers("auto-replied", settings.email_from_address),
         )
         envelope = OutboundEnvelope(outbox_id=i, channel=ChannelKind.EMAIL, to=to, body=text, email=email)
-        msg = compose_message(envelope, from_address=settings.email_from_address, from_name=settings.email_from_name)
-        messages.append((to, msg.as_bytes()))
+        data = compose_bytes(envelope, from_address=settings.email_from_address, from_name=settings.email_from_name)
+        messages.append((to, data))
     return messages
 
 

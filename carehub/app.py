@@ -32,7 +32,9 @@ async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
     """Production: enqueue to arq on Redis (workers deliver). Embedded: deliver in this process, sweeper included."""
     if rt.settings.redis_url is not None:
         # Connects on first use: the hub starts and takes webhooks while Redis is down (the sweeper catches up).
-        rt.dispatcher = ArqDispatcher(ArqRedis.from_url(rt.settings.redis_url), rt.settings.queue_name)
+        rt.dispatcher = ArqDispatcher(
+            ArqRedis.from_url(rt.settings.redis_url), rt.settings.queue_name, batch_size=rt.settings.delivery_batch_size
+        )
         return None
 
     async def run(outbox_id: int) -> object:

@@ -10,10 +10,10 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from carehub.outbox.dispatch import SEND_JOB, ArqDispatcher
+from carehub.outbox.dispatch import SEND_BATCH_JOB, SEND_JOB, ArqDispatcher
 from carehub.runtime import Runtime
 from carehub.settings import Settings
-from workers.send_message import send_message
+from workers.send_message import send_message, send_messages
 from workers.sweeper import sweep_outbox
 
 
@@ -24,7 +24,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     async def startup(ctx: dict[str, Any]) -> None:
         runtime = Runtime.create(settings)
         await runtime.open_hot_pool()  # stored mail a crash left behind is processed here too (the sweeper)
-        runtime.dispatcher = ArqDispatcher(ctx["redis"], settings.queue_name)
+        runtime.dispatcher = ArqDispatcher(ctx["redis"], settings.queue_name, batch_size=settings.delivery_batch_size)
         ctx["runtime"] = runtime
 
     async def shutdown(ctx: dict[str, Any]) -> None:
@@ -35,7 +35,10 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     interval = settings.sweep_interval_seconds
     return {
-        "functions": [func(send_message, name=SEND_JOB, keep_result=0)],
+        "functions": [
+            func(send_message, name=SEND_JOB, keep_result=0),
+            func(send_messages, name=SEND_BATCH_JOB, keep_result=0),
+        ],
         "cron_jobs": [
             cron(
                 sweep_outbox,

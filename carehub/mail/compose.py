@@ -1,11 +1,14 @@
-"""Outgoing email for one outbox row: the template (acknowledgement or agent reply), subject with the ticket
+"""Outgoing email for outbox rows: the template (acknowledgement or agent reply), subject with the ticket
 reference, threading headers, loop-protection headers, and a Message-ID that is the same on every attempt."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub.db import AnyRow
 from carehub.mail import repository as mail
 from carehub.mail.ingest import ack_context, message_id_for
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
@@ -21,11 +24,15 @@ CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 AGENTS = Agent.__table__  # type: ignore[attr-defined]
 
 
-async def compose(rt: Runtime, conn: AsyncConnection, outbox_id: int) -> OutboundEmail:
-    """Raises PermanentSendError when the address is known not to work (an earlier permanent bounce)."""
-    row = (
+async def compose_many(
+    rt: Runtime, conn: AsyncConnection, outbox_ids: Collection[int]
+) -> dict[int, OutboundEmail | PermanentSendError]:
+    """The mail for each outbox row, in three queries whatever their number; a PermanentSendError for a row whose
+    address is known not to work (an earlier permanent bounce)."""
+    rows = list(
         await conn.execute(
             select(
+                OUTBOX.c.id,
                 OUTBOX.c.to_address,
                 OUTBOX.c.created_at,
                 MESSAGES.c.body,
@@ -40,13 +47,24 @@ async def compose(rt: Runtime, conn: AsyncConnection, outbox_id: int) -> Outboun
             .join(TICKETS, TICKETS.c.id == MESSAGES.c.ticket_id)
             .join(CONTACTS, CONTACTS.c.id == TICKETS.c.contact_id)
             .outerjoin(AGENTS, AGENTS.c.id == MESSAGES.c.author_agent_id)
-            .where(OUTBOX.c.id == outbox_id)
+            .where(OUTBOX.c.id.in_(outbox_ids))
         )
-    ).one()
-    bounced = await mail.undeliverable_reason(conn, row.to_address)
-    if bounced is not None:
-        raise PermanentSendError(f"not sent: {row.to_address} is marked undeliverable ({bounced})", code="bounced")
+    )
+    bounced = await mail.undeliverable(conn, {r.to_address for r in rows})
+    threads = await mail.email_threads(conn, {r.ticket_id for r in rows})
+    composed: dict[int, OutboundEmail | PermanentSendError] = {}
+    for row in rows:
+        if row.to_address in bounced:
+            reason = bounced[row.to_address]
+            composed[row.id] = PermanentSendError(
+                f"not sent: {row.to_address} is marked undeliverable ({reason})", code="bounced"
+            )
+        else:
+            composed[row.id] = _compose(rt, row, threads[row.ticket_id])
+    return composed
 
+
+def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     settings = rt.settings
     reference = format_reference(settings.ticket_prefix, row.ticket_id)
     context = {**ack_context(rt, reference), "contact_name": row.display_name}
@@ -57,21 +75,18 @@ async def compose(rt: Runtime, conn: AsyncConnection, outbox_id: int) -> Outboun
         text_body, html = rt.templates.render_email(
             "reply", row.language, **context, body=row.body, agent_name=row.agent_name
         )
-
-    latest = await mail.latest_inbound(conn, row.ticket_id)
-    thread = await mail.thread_message_ids(conn, row.ticket_id)
-    topic = ((latest.meta or {}).get("subject") if latest is not None else None) or row.subject or settings.city_name
+    topic = thread.latest_inbound_subject or row.subject or settings.city_name
     subject = topic if reference in topic else f"{topic} [{reference}]"
-    if latest is not None and not subject.lower().startswith("re:"):
+    if thread.latest_inbound_id is not None and not subject.lower().startswith("re:"):
         subject = f"Re: {subject}"
     headers = outgoing_auto_headers("auto-replied", settings.email_from_address) if is_ack else {}
     created_ms = int(row.created_at.timestamp() * 1000)
     return OutboundEmail(
-        message_id=message_id_for(rt, outbox_id, created_ms),
+        message_id=message_id_for(rt, row.id, created_ms),
         subject=subject,
         text=text_body,
         html=html,
-        in_reply_to=None if latest is None else latest.provider_id,
-        references=tuple(thread),
+        in_reply_to=thread.latest_inbound_id,
+        references=tuple(thread.message_ids),
         headers=headers,
     )

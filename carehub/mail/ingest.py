@@ -17,9 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from carehub.blobs import key_for
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
@@ -43,6 +40,8 @@ EMAIL = ChannelKind.EMAIL
 OUR_MESSAGE_ID_PREFIX = "carehub."
 # Parsing is CPU work; past this size it runs in a thread so one huge message does not stall every request.
 PARSE_IN_THREAD_BYTES = 64 * 1024
+# A message whose processing never finishes (it kills the process, say) is tried this often, then archived.
+MAX_PROCESSING_ATTEMPTS = 3
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|tr|aw|sv|réf|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
@@ -85,6 +84,8 @@ async def process(rt: Runtime, inbound_id: int) -> EmailOutcome | None:
         row = await mail.begin_processing(tx.conn, inbound_id)
     if row is None:
         return None
+    if row.attempts > MAX_PROCESSING_ATTEMPTS:  # it stopped the process every time: a person has to look
+        return await _archive(rt, inbound_id, f"processing did not finish in {MAX_PROCESSING_ATTEMPTS} attempts")
     return await _process_safely(
         rt, inbound_id, bytes(row.raw), envelope_from=row.envelope_from, via_smtp=row.source == "smtp"
     )
@@ -268,15 +269,6 @@ def _attachment_row(attachment: Attachment, blob_key: str) -> dict[str, Any]:
     }
 
 
-async def _lock_sender(conn: AsyncConnection, address: str) -> None:
-    """Serialise mail from one sender (PostgreSQL): two messages at once cannot create the contact twice. The key
-    is the one carehub_ingest() takes for SMS. SQLite needs nothing: the hub's one connection already serialises."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{EMAIL.value}:{address}"}
-        )
-
-
 async def _ingest(
     rt: Runtime,
     tx: Tx,
@@ -286,9 +278,10 @@ async def _ingest(
     quiet: str | None,
     attachments: list[tuple[Attachment, str]],
 ) -> EmailOutcome:
+    """SQLite's ingest, statement by statement; PostgreSQL runs the same rules in carehub_ingest_email() (0004).
+    The hub holds one SQLite connection, so transactions run one at a time: no two messages from one sender race."""
     settings, conn, now = rt.settings, tx.conn, utcnow()
     sender_address = (parsed.from_address or "").lower()
-    await _lock_sender(conn, sender_address)
     # One lookup answers both "seen before?" (its own Message-ID) and "which thread?" (the ones it refers to).
     thread_ids = _thread_candidates(parsed)
     seen = await mail.tickets_by_message_ids(conn, [parsed.message_id, *thread_ids])

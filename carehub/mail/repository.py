@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import JSON, cast, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow
@@ -60,7 +61,7 @@ async def begin_processing(conn: AsyncConnection, inbound_id: int) -> AnyRow | N
         update(INBOUND)
         .where(INBOUND.c.id == inbound_id, INBOUND.c.status == InboundEmailStatus.RECEIVED.value)
         .values(attempts=INBOUND.c.attempts + 1)
-        .returning(INBOUND.c.raw, INBOUND.c.envelope_from, INBOUND.c.source)
+        .returning(INBOUND.c.raw, INBOUND.c.envelope_from, INBOUND.c.source, INBOUND.c.attempts)
     )
     return result.one_or_none()
 
@@ -153,36 +154,53 @@ async def tickets_by_message_ids(conn: AsyncConnection, message_ids: Sequence[st
     return {r.provider_id: int(r.ticket_id) for r in rows}
 
 
-async def thread_message_ids(conn: AsyncConnection, ticket_id: int, limit: int = 20) -> list[str]:
-    """The ticket's email Message-IDs, oldest first (the newest `limit`): an outgoing reply's References."""
+@dataclass
+class Thread:
+    """A ticket's email thread: its Message-IDs oldest first (an outgoing reply's References), and the resident's
+    newest message (what the reply answers: In-Reply-To, and the subject it continues)."""
+
+    message_ids: list[str] = field(default_factory=list)
+    latest_inbound_id: str | None = None
+    latest_inbound_subject: str | None = None
+
+
+async def email_threads(conn: AsyncConnection, ticket_ids: Collection[int], limit: int = 20) -> dict[int, Thread]:
+    """The email threads of these tickets, in one query."""
     inbound = select(
-        MESSAGES.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at"), MESSAGES.c.id.label("seq")
+        MESSAGES.c.ticket_id,
+        MESSAGES.c.provider_id.label("mid"),
+        MESSAGES.c.created_at.label("at"),
+        MESSAGES.c.id.label("seq"),
+        MESSAGES.c.meta,
     ).where(
-        MESSAGES.c.ticket_id == ticket_id,
+        MESSAGES.c.ticket_id.in_(ticket_ids),
         MESSAGES.c.channel == EMAIL,
         MESSAGES.c.direction == "in",
         MESSAGES.c.provider_id.is_not(None),
     )
     outbound = (
-        select(OUTBOX.c.provider_id.label("mid"), MESSAGES.c.created_at.label("at"), MESSAGES.c.id.label("seq"))
+        select(
+            MESSAGES.c.ticket_id,
+            OUTBOX.c.provider_id,
+            MESSAGES.c.created_at,
+            MESSAGES.c.id,
+            cast(null(), JSON),
+        )
         .join(MESSAGES, MESSAGES.c.id == OUTBOX.c.message_id)
-        .where(MESSAGES.c.ticket_id == ticket_id, OUTBOX.c.channel == EMAIL, OUTBOX.c.provider_id.is_not(None))
+        .where(MESSAGES.c.ticket_id.in_(ticket_ids), OUTBOX.c.channel == EMAIL, OUTBOX.c.provider_id.is_not(None))
     )
     both = inbound.union_all(outbound).subquery()
-    rows = await conn.execute(select(both.c.mid).order_by(both.c.at.desc(), both.c.seq.desc()).limit(limit))
-    return [r.mid for r in rows][::-1]
-
-
-async def latest_inbound(conn: AsyncConnection, ticket_id: int) -> AnyRow | None:
-    """The resident's newest email on the ticket: what a reply answers (In-Reply-To, "Re:" subject)."""
-    return (
-        await conn.execute(
-            select(MESSAGES.c.provider_id, MESSAGES.c.meta)
-            .where(MESSAGES.c.ticket_id == ticket_id, MESSAGES.c.channel == EMAIL, MESSAGES.c.direction == "in")
-            .order_by(MESSAGES.c.id.desc())
-            .limit(1)
-        )
-    ).one_or_none()
+    rows = await conn.execute(select(both).order_by(both.c.ticket_id, both.c.at, both.c.seq))
+    threads: dict[int, Thread] = {ticket_id: Thread() for ticket_id in ticket_ids}
+    for row in rows:
+        thread = threads[row.ticket_id]
+        thread.message_ids.append(row.mid)
+        if row.meta is not None:  # only inbound rows carry meta
+            thread.latest_inbound_id = row.mid
+            thread.latest_inbound_subject = row.meta.get("subject")
+    for thread in threads.values():
+        del thread.message_ids[:-limit]
+    return threads
 
 
 async def outbox_by_message_id(conn: AsyncConnection, message_id: str) -> AnyRow | None:
@@ -240,17 +258,16 @@ async def take_auto_reply_slot(conn: AsyncConnection, address_id: int, now: date
     return result.rowcount == 1
 
 
-async def undeliverable_reason(conn: AsyncConnection, address: str) -> str | None:
-    row = (
-        await conn.execute(
-            select(ADDRESSES.c.undeliverable_at, ADDRESSES.c.undeliverable_reason).where(
-                and_(ADDRESSES.c.channel == EMAIL, ADDRESSES.c.address == address)
-            )
+async def undeliverable(conn: AsyncConnection, addresses: Collection[str]) -> dict[str, str]:
+    """Which of these addresses bounced for good (not to be mailed until the resident writes again), and why."""
+    rows = await conn.execute(
+        select(ADDRESSES.c.address, ADDRESSES.c.undeliverable_reason).where(
+            ADDRESSES.c.channel == EMAIL,
+            ADDRESSES.c.address.in_(addresses),
+            ADDRESSES.c.undeliverable_at.is_not(None),
         )
-    ).one_or_none()
-    if row is None or row.undeliverable_at is None:
-        return None
-    return str(row.undeliverable_reason or "earlier mail to this address bounced")
+    )
+    return {r.address: r.undeliverable_reason or "earlier mail to this address bounced" for r in rows}
 
 
 # ---- attachments ----------------------------------------------------------------------------------------------

@@ -9,22 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.mail import repository as mail
-from carehub.mail.compose import compose
+from carehub.mail.compose import compose_many
 from carehub.outbox import repository as outbox
 from carehub.outbox.dispatch import Job
+from carehub.outbox.repository import ClaimedDelivery
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from channels.base import (
     AmbiguousSendError,
     ChannelKind,
+    OutboundEmail,
     OutboundEnvelope,
     PermanentSendError,
+    SendResult,
     TransientSendError,
 )
 
@@ -47,28 +51,37 @@ def backoff_seconds(settings: Settings, attempts: int, retry_after: float | None
 
 
 async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
+    return (await deliver_many(rt, [outbox_id])).get(outbox_id, Outcome.NOT_DUE)
+
+
+async def deliver_many(rt: Runtime, outbox_ids: Sequence[int]) -> dict[int, Outcome]:
+    """Deliver these rows: claim the due ones and compose their messages together (a few statements for any
+    number), send them concurrently, and record the sends together. Rows not due are left alone (NOT_DUE)."""
     settings = rt.settings
     now = utcnow()
+    outcomes: dict[int, Outcome] = {}
+    ready: list[tuple[ClaimedDelivery, OutboundEnvelope]] = []
     async with rt.transaction() as tx:
-        claimed = await outbox.claim(tx.conn, outbox_id, now, timedelta(seconds=settings.delivery_lease_seconds))
-        if claimed is not None and claimed.attempts > settings.delivery_max_attempts:
-            await outbox.mark_failed(
-                tx.conn,
-                outbox_id,
-                code="attempts",
-                error=f"gave up after {claimed.attempts - 1} attempts",
-                now=now,
-            )
-            return Outcome.FAILED
-        if claimed is None:
-            return Outcome.NOT_DUE
-        try:
-            email = await compose(rt, tx.conn, claimed.id) if claimed.channel is ChannelKind.EMAIL else None
-        except PermanentSendError as exc:
-            await outbox.mark_failed(tx.conn, claimed.id, code=exc.code, error=exc.message, now=now)
-            return Outcome.FAILED
+        claimed = await outbox.claim_many(tx.conn, outbox_ids, now, timedelta(seconds=settings.delivery_lease_seconds))
+        emails = await compose_many(rt, tx.conn, [c.id for c in claimed if c.channel is ChannelKind.EMAIL])
+        for c in claimed:
+            email = emails.get(c.id)
+            if c.attempts > settings.delivery_max_attempts:
+                error = f"gave up after {c.attempts - 1} attempts"
+                await outbox.mark_failed(tx.conn, c.id, code="attempts", error=error, now=now)
+                outcomes[c.id] = Outcome.FAILED
+            elif isinstance(email, PermanentSendError):
+                await outbox.mark_failed(tx.conn, c.id, code=email.code, error=email.message, now=now)
+                outcomes[c.id] = Outcome.FAILED
+            else:
+                ready.append((c, _envelope(rt, c, email)))
+    if ready:
+        outcomes.update(await _send_and_record(rt, ready))
+    return outcomes
 
-    envelope = OutboundEnvelope(
+
+def _envelope(rt: Runtime, claimed: ClaimedDelivery, email: OutboundEmail | None) -> OutboundEnvelope:
+    return OutboundEnvelope(
         outbox_id=claimed.id,
         channel=claimed.channel,
         to=claimed.to_address,
@@ -76,8 +89,33 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
         status_callback_url=rt.status_callback_url(claimed.channel, claimed.id),
         email=email,
     )
+
+
+async def _send_and_record(rt: Runtime, ready: list[tuple[ClaimedDelivery, OutboundEnvelope]]) -> dict[int, Outcome]:
+    done: dict[int, SendResult | Outcome] = {}
+
+    async def one(claimed: ClaimedDelivery, envelope: OutboundEnvelope) -> None:
+        done[claimed.id] = await _send(rt, claimed, envelope)
+
     try:
-        result = await rt.adapters[claimed.channel].send(envelope)
+        await asyncio.gather(*(one(claimed, envelope) for claimed, envelope in ready))
+    finally:
+        # Even if this job is being cancelled: the providers have these, so record that (shielded) before leaving.
+        sent = [(outbox_id, r.provider_id) for outbox_id, r in done.items() if isinstance(r, SendResult)]
+        if sent:
+            await asyncio.shield(_record_sent(rt, sent))
+    return {outbox_id: Outcome.SENT if isinstance(r, SendResult) else r for outbox_id, r in done.items()}
+
+
+async def _record_sent(rt: Runtime, sent: list[tuple[int, str]]) -> None:
+    async with rt.transaction() as tx:
+        await outbox.mark_sent(tx.conn, sent, utcnow())
+
+
+async def _send(rt: Runtime, claimed: ClaimedDelivery, envelope: OutboundEnvelope) -> SendResult | Outcome:
+    """One send; a failure is settled here (retry, fail, hold), a success is returned for recording."""
+    try:
+        return await rt.adapters[claimed.channel].send(envelope)
     except TransientSendError as exc:
         return await _retry_or_fail(rt, claimed.id, claimed.attempts, exc)
     except PermanentSendError as exc:
@@ -101,15 +139,6 @@ async def deliver(rt: Runtime, outbox_id: int) -> Outcome:
         # Our own bug, before or after the provider call: we cannot tell which, so treat it like a timeout.
         log.exception("outbox %d: unexpected error while sending", claimed.id)
         return await _hold(rt, claimed.id, f"unexpected error while sending: {exc!r}")
-
-    # The provider has it now: finish recording that even if this job is being cancelled.
-    await asyncio.shield(_record_sent(rt, claimed.id, result.provider_id))
-    return Outcome.SENT
-
-
-async def _record_sent(rt: Runtime, outbox_id: int, provider_id: str) -> None:
-    async with rt.transaction() as tx:
-        await outbox.mark_sent(tx.conn, outbox_id, provider_id, utcnow())
 
 
 async def _retry_or_fail(rt: Runtime, outbox_id: int, attempts: int, exc: TransientSendError) -> Outcome:

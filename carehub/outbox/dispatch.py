@@ -7,11 +7,12 @@ finds it again, so a Redis outage delays delivery but loses nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from arq.connections import ArqRedis
 from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
@@ -22,6 +23,7 @@ from carehub.clock import utcnow
 
 log = logging.getLogger("carehub.outbox")
 SEND_JOB = "send_message"
+SEND_BATCH_JOB = "send_messages"
 
 
 @dataclass(frozen=True)
@@ -56,28 +58,42 @@ return 1
 class ArqDispatcher:
     """Enqueues arq jobs in arq's own format and keys, in one round trip for any number of jobs."""
 
-    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+    def __init__(self, redis: ArqRedis, queue_name: str, *, batch_size: int = 1) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self.batch_size = batch_size
         self._script = redis.register_script(_ENQUEUE_LUA)
 
     async def enqueue(self, jobs: Sequence[Job]) -> None:
+        """Jobs due now go out batch_size to an arq job (many at once: an alert, the sweeper's catch-up), so a
+        worker claims, composes and records them together; deferred retries stay one to a job."""
         if not jobs:
             return
         try:
             now_ms = timestamp_ms()
+            due = [job for job in jobs if job.not_before is None]
+            batches = [due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for job in jobs:
+                for batch in batches:
+                    if len(batch) > 1:
+                        ids = [job.outbox_id for job in batch]
+                        job_id = "outboxes:" + hashlib.sha1(repr(batch).encode(), usedforsecurity=False).hexdigest()
+                        payload = serialize_job(SEND_BATCH_JOB, (ids,), {}, None, now_ms)
+                        await self._add(pipe, job_id, payload, now_ms, now_ms)
+                for job in [*(b[0] for b in batches if len(b) == 1), *(j for j in jobs if j.not_before is not None)]:
                     score = now_ms if job.not_before is None else max(now_ms, to_unix_ms(job.not_before))
                     payload = serialize_job(SEND_JOB, (job.outbox_id,), {}, None, now_ms)
-                    await self._script(
-                        keys=[job_key_prefix + job.job_id, result_key_prefix + job.job_id, self.queue_name],
-                        args=[score - now_ms + expires_extra_ms, payload, score, job.job_id],
-                        client=pipe,
-                    )
+                    await self._add(pipe, job.job_id, payload, score, now_ms)
                 await pipe.execute()
         except Exception:
             log.warning("could not enqueue %d deliveries; the sweeper will pick them up", len(jobs), exc_info=True)
+
+    async def _add(self, pipe: Any, job_id: str, payload: bytes, score: int, now_ms: int) -> None:
+        await self._script(
+            keys=[job_key_prefix + job_id, result_key_prefix + job_id, self.queue_name],
+            args=[score - now_ms + expires_extra_ms, payload, score, job_id],
+            client=pipe,
+        )
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.models import Message, Outbox
@@ -56,12 +57,14 @@ async def stage(conn: AsyncConnection, *, message_id: int, channel: ChannelKind,
     return int(result.scalar_one())
 
 
-async def claim(conn: AsyncConnection, outbox_id: int, now: datetime, lease: timedelta) -> ClaimedDelivery | None:
-    """Take a row for sending if it is due and nobody holds a live lease on it."""
+async def claim_many(
+    conn: AsyncConnection, outbox_ids: Sequence[int], now: datetime, lease: timedelta
+) -> list[ClaimedDelivery]:
+    """Take the rows among outbox_ids that are due and that nobody holds a live lease on, in one statement."""
     result = await conn.execute(
         update(OUTBOX)
         .where(
-            OUTBOX.c.id == outbox_id,
+            OUTBOX.c.id.in_(outbox_ids),
             or_(
                 and_(OUTBOX.c.status == DeliveryStatus.QUEUED.value, OUTBOX.c.next_attempt_at <= now),
                 and_(OUTBOX.c.status == DeliveryStatus.SENDING.value, OUTBOX.c.lease_until < now),
@@ -75,36 +78,44 @@ async def claim(conn: AsyncConnection, outbox_id: int, now: datetime, lease: tim
         )
         .returning(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.to_address, OUTBOX.c.attempts, OUTBOX.c.message_id)
     )
-    row = result.one_or_none()
-    if row is None:
-        return None
-    body = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.id == row.message_id))).scalar_one()
-    return ClaimedDelivery(
-        id=row.id,
-        channel=ChannelKind(row.channel),
-        to_address=row.to_address,
-        attempts=row.attempts,
-        body=body,
+    rows = sorted(result.all(), key=lambda r: r.id)
+    if not rows:
+        return []
+    found = await conn.execute(
+        select(MESSAGES.c.id, MESSAGES.c.body).where(MESSAGES.c.id.in_([r.message_id for r in rows]))
     )
+    bodies: dict[int, str] = {row.id: row.body for row in found}
+    return [
+        ClaimedDelivery(
+            id=r.id,
+            channel=ChannelKind(r.channel),
+            to_address=r.to_address,
+            attempts=r.attempts,
+            body=bodies[r.message_id],
+        )
+        for r in rows
+    ]
 
 
-async def mark_sent(conn: AsyncConnection, outbox_id: int, provider_id: str, now: datetime) -> None:
+async def mark_sent(conn: AsyncConnection, sent: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Record (outbox id, provider id) pairs as sent, in one executemany."""
     # A status callback may have overtaken us (delivered before we committed "sent"): keep its status.
     await conn.execute(
         update(OUTBOX)
-        .where(OUTBOX.c.id == outbox_id)
+        .where(OUTBOX.c.id == bindparam("sent_id"))
         .values(
             status=case(
                 (OUTBOX.c.status == DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value),
                 else_=OUTBOX.c.status,
             ),
-            provider_id=func.coalesce(OUTBOX.c.provider_id, provider_id),
+            provider_id=func.coalesce(OUTBOX.c.provider_id, bindparam("sent_provider_id")),
             sent_at=func.coalesce(OUTBOX.c.sent_at, now),
             lease_until=None,
             error_code=None,
             last_error=None,
             updated_at=now,
-        )
+        ),
+        [{"sent_id": outbox_id, "sent_provider_id": provider_id} for outbox_id, provider_id in sent],
     )
 
 

@@ -8,7 +8,7 @@ import logging
 from typing import ClassVar
 
 from channels.base import ChannelKind, OutboundEnvelope, PermanentSendError, SendResult
-from channels.email.smtp import compose_message
+from channels.email.writer import compose_bytes
 
 logger = logging.getLogger("carehub.email.console")
 
@@ -25,13 +25,13 @@ class ConsoleEmailAdapter:
     async def send(self, env: OutboundEnvelope) -> SendResult:
         if env.email is None:
             raise PermanentSendError("an email envelope needs its OutboundEmail (env.email)", code="no-email")
-        msg = compose_message(env, from_address=self._from_address, from_name=self._from_name)
+        compose_bytes(env, from_address=self._from_address, from_name=self._from_name)  # refuses what SMTP would
         logger.info(
             "Email not sent (console provider) %s outbox=%s from=%s to=%s subject=%r html=%s body=%r",
             env.email.message_id,
             env.outbox_id,
-            msg["From"],
-            msg["To"],
+            f"{self._from_name} <{self._from_address}>",
+            env.to,
             env.email.subject,
             env.email.html is not None,
             env.email.text,

@@ -1,17 +1,11 @@
-"""Email out over SMTP with aiosmtplib: compose the MIME message from the hub's OutboundEmail, send it on a small
-pool of reused connections, and classify every failure as transient, permanent or ambiguous.
+"""Email out over SMTP with aiosmtplib: the RFC 5322 bytes (channels/email/writer.py) sent on a small pool of
+reused connections, every failure classified as transient, permanent or ambiguous.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
 from typing import ClassVar, Literal
 
 import aiosmtplib
@@ -21,41 +15,19 @@ from aiosmtplib.typing import Default
 from channels.base import (
     AmbiguousSendError,
     ChannelKind,
-    OutboundEmail,
     OutboundEnvelope,
     PermanentSendError,
     SendError,
     SendResult,
     TransientSendError,
 )
+from channels.email.writer import check_header, compose_bytes
 
 logger = logging.getLogger("carehub.email.smtp")
 
 TlsMode = Literal["none", "starttls", "implicit"]
 
-# C0 controls (bar TAB), DEL, and the Unicode line breaks str.splitlines() honours: any of them in a header value
-# could end the header early (CR/LF injection) or be folded into one by a lenient reader downstream.
-_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
-# RFC 5322 field-name: printable ASCII except the colon.
-_FIELD_NAME = re.compile(r"[!-9;-~]+")
-# Headers the adapter writes itself; an extra header must not replace or duplicate them.
-_OWN_HEADERS = frozenset(
-    {
-        "from",
-        "sender",
-        "to",
-        "cc",
-        "bcc",
-        "date",
-        "message-id",
-        "subject",
-        "in-reply-to",
-        "references",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-    }
-)
+_SMTPUTF8 = ("SMTPUTF8",)
 
 
 class _Connection(aiosmtplib.SMTP):
@@ -105,7 +77,7 @@ class SmtpEmailAdapter:
             parse_address(from_address)
         except ValueError as exc:
             raise ValueError(f"from_address cannot go on a MAIL FROM line: {exc}") from exc
-        _check_header("From", from_name)
+        check_header("From", from_name)
         self._host = host
         self._port = port
         self._from_address = from_address
@@ -125,13 +97,16 @@ class SmtpEmailAdapter:
         """Hand one email to the SMTP server. Raises TransientSendError, PermanentSendError or AmbiguousSendError."""
         if env.email is None:
             raise PermanentSendError("an email envelope needs its OutboundEmail (env.email)", code="no-email")
-        msg = compose_message(env, from_address=self._from_address, from_name=self._from_name)
+        message = compose_bytes(env, from_address=self._from_address, from_name=self._from_name)
         try:
-            parse_address(env.to)
+            to = parse_address(env.to)
         except ValueError as exc:
             raise PermanentSendError(f"not a deliverable address: {exc}", code="invalid-address") from exc
+        # A non-ASCII mailbox needs SMTPUTF8 (aiosmtplib raises SMTPNotSupported when the server lacks it, which is
+        # classified as permanent); the content itself is 7-bit, so nothing else is asked of the server.
+        options = () if to.isascii() and self._from_address.isascii() else _SMTPUTF8
         async with self._slots:
-            await self._send_pooled(msg, env.to)
+            await self._send_pooled(message, env.to, options)
         return SendResult(provider_id=env.email.message_id)
 
     async def aclose(self) -> None:
@@ -142,7 +117,7 @@ class SmtpEmailAdapter:
 
     # -- the pool
 
-    async def _send_pooled(self, msg: EmailMessage, to: str) -> None:
+    async def _send_pooled(self, message: bytes, to: str, options: tuple[str, ...]) -> None:
         generation = self._generation
         conn = self._take_idle()
         reused = conn is not None
@@ -150,7 +125,7 @@ class SmtpEmailAdapter:
             conn = await self._connect()
         try:
             try:
-                await self._transaction(conn, msg, to)
+                await self._transaction(conn, message, to, options)
             except aiosmtplib.SMTPServerDisconnected:
                 # A reused connection the server had closed while it sat idle (restart, idle timeout) fails on
                 # its first command: nothing was sent, so one fresh connection may try again.
@@ -159,7 +134,7 @@ class SmtpEmailAdapter:
                 logger.info("pooled SMTP connection to %s:%s was closed; reconnecting", self._host, self._port)
                 conn.close()
                 conn = await self._connect()
-                await self._transaction(conn, msg, to)
+                await self._transaction(conn, message, to, options)
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             conn.close()
             raise _classify(exc, reached_data=conn.reached_data) from exc
@@ -198,58 +173,9 @@ class SmtpEmailAdapter:
         self._local_hostname = conn.local_hostname
         return conn
 
-    async def _transaction(self, conn: _Connection, msg: EmailMessage, to: str) -> None:
+    async def _transaction(self, conn: _Connection, message: bytes, to: str, options: tuple[str, ...]) -> None:
         conn.reached_data = False
-        await conn.send_message(msg, sender=self._from_address, recipients=[to])
-
-
-def compose_message(env: OutboundEnvelope, *, from_address: str, from_name: str) -> EmailMessage:
-    """The RFC 5322 message for env (which must carry env.email): headers first, then a text/plain body with an
-    HTML alternative when there is one. Raises PermanentSendError for a header that would inject others."""
-    email = env.email
-    if email is None:
-        raise PermanentSendError("an email envelope needs its OutboundEmail (env.email)", code="no-email")
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = _check_header("From", formataddr((from_name, from_address)))
-    msg["To"] = _check_header("To", env.to)
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = _check_header("Message-ID", email.message_id)
-    msg["Subject"] = _check_header("Subject", email.subject)
-    if email.in_reply_to:
-        msg["In-Reply-To"] = _check_header("In-Reply-To", email.in_reply_to)
-    if email.references:
-        msg["References"] = _check_header("References", " ".join(email.references))
-    _add_extra_headers(msg, email.headers)
-    msg["MIME-Version"] = "1.0"
-    _set_body(msg, email)
-    return msg
-
-
-def _add_extra_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
-    for name, value in headers.items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise PermanentSendError(f"not a valid header name: {name!r}", code="header-injection")
-        if name.lower() in _OWN_HEADERS:
-            raise PermanentSendError(f"header {name} is set by the adapter, not by extra headers", code="bad-header")
-        msg[name] = _check_header(name, value)
-
-
-def _set_body(msg: EmailMessage, email: OutboundEmail) -> None:
-    msg.set_content(email.text, subtype="plain", charset="utf-8")
-    if email.html is not None:
-        msg.add_alternative(email.html, subtype="html", charset="utf-8")
-        for part in msg.iter_parts():
-            # The stdlib gives each part its own MIME-Version; only the top level should carry one.
-            del part["MIME-Version"]
-
-
-def _check_header(name: str, value: str) -> str:
-    if _UNSAFE_IN_HEADER.search(value):
-        raise PermanentSendError(
-            f"header {name} contains a line break or control character: refused (header injection)",
-            code="header-injection",
-        )
-    return value
+        await conn.sendmail(self._from_address, [to], message, mail_options=options)
 
 
 # -- error classification

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from carehub.clock import utcnow
 from carehub.mail import repository as mail
@@ -74,3 +75,29 @@ async def test_smtpd_command_stores_mail_into_the_shared_store(settings: Setting
         async with hub.runtime.engine.connect() as conn:
             [row] = list(await conn.execute(select(INBOUND.c.source, INBOUND.c.status, INBOUND.c.envelope_to)))
         assert (row.source, row.status, row.envelope_to) == ("smtp", "processed", CITY_CARE)
+
+
+async def test_mail_whose_processing_keeps_dying_is_archived_for_a_person(settings: Settings) -> None:
+    quick = settings.model_copy(update={"email_reprocess_after_seconds": 0.05})
+    async with running_hub(quick) as hub:
+        async with hub.runtime.transaction() as tx:
+            inbound_id = await mail.store_raw(
+                tx.conn,
+                resident_mail("resident@mail.example", "Poison", "Kills the parser, say.\n"),
+                source="smtp",
+                envelope_from="resident@mail.example",
+                envelope_to=(CITY_CARE,),
+                now=utcnow(),
+            )
+            # Three tries already ended with the process gone (store_raw counts the first).
+            await tx.conn.execute(update(INBOUND).where(INBOUND.c.id == inbound_id).values(attempts=3))
+
+        async def settled() -> Any:
+            async with hub.runtime.engine.connect() as conn:
+                row = (await conn.execute(select(INBOUND).where(INBOUND.c.id == inbound_id))).one()
+            return row if row.status != "received" else None
+
+        row = await eventually(settled, what="the sweeper to give up on the message")
+        assert row.status == "unprocessable"
+        assert row.reason == "processing did not finish in 3 attempts"
+        assert await count_rows(hub.runtime.engine, Ticket) == 0

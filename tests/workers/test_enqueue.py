@@ -10,7 +10,7 @@ from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus
 
 from carehub.clock import utcnow
-from carehub.outbox.dispatch import SEND_JOB, ArqDispatcher, Job
+from carehub.outbox.dispatch import SEND_BATCH_JOB, SEND_JOB, ArqDispatcher, Job
 from tests.support import stores
 
 
@@ -34,3 +34,25 @@ async def test_enqueue_writes_arq_jobs_once_per_attempt_and_defers_retries(redis
     assert first is not None
     assert (first.function, first.args) == (SEND_JOB, (41,))
     assert retry_status is JobStatus.deferred
+
+
+async def test_jobs_due_together_go_batch_size_to_an_arq_job(redis_url: str) -> None:
+    await stores.flush_redis(redis_url)
+    redis = ArqRedis.from_url(redis_url)
+    dispatcher = ArqDispatcher(redis, "carehub:test-queue", batch_size=4)
+    later = utcnow() + timedelta(minutes=5)
+    try:
+        await dispatcher.enqueue([*(Job(i) for i in range(1, 10)), Job(99, attempts=2, not_before=later)])
+
+        job_ids = [job_id.decode() for job_id in await redis.zrange("carehub:test-queue", 0, -1)]
+        infos = [await ArqJob(job_id, redis, _queue_name="carehub:test-queue").info() for job_id in job_ids]
+    finally:
+        await redis.aclose()
+
+    calls = sorted((info.function, info.args) for info in infos if info is not None)
+    assert calls == [
+        (SEND_JOB, (9,)),  # the one left over goes alone
+        (SEND_JOB, (99,)),  # a deferred retry is never batched
+        (SEND_BATCH_JOB, ([1, 2, 3, 4],)),
+        (SEND_BATCH_JOB, ([5, 6, 7, 8],)),
+    ]
