@@ -98,6 +98,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     if args.check:
         sys.exit(check_health(worker_settings(get_settings())))
+    import uvloop
+
+    uvloop.install()  # the hub's event loop too: a worker is mostly socket writes (database, Redis, providers)
     run_worker(worker_settings(get_settings()))
 
 

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = Field(default=1800.0, gt=0)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_batch_size: int = Field(
-        default=25, ge=1, le=500, description="Deliveries enqueued together go this many to a worker job."
+        default=100, ge=1, le=500, description="Deliveries enqueued together go this many to a worker job."
     )
     ambiguous_send_hold_seconds: float = Field(
         default=600.0,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow
 from carehub.mail import repository as mail
-from carehub.mail.ingest import ack_context, message_id_for
+from carehub.mail.ingest import ack_context, ack_mail, message_id_for
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
 from carehub.runtime import Runtime
 from carehub.tickets.reference import format_reference
@@ -69,7 +69,9 @@ def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     reference = format_reference(settings.ticket_prefix, row.ticket_id)
     context = {**ack_context(rt, reference), "contact_name": row.display_name}
     is_ack = (row.meta or {}).get("auto") == "ack"
-    if is_ack:
+    if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
+        text_body, html = ack_mail(rt, row.language, reference)
+    elif is_ack:
         text_body, html = rt.templates.render_email("ack", row.language, **context)
     else:
         text_body, html = rt.templates.render_email(

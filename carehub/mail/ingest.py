@@ -389,9 +389,7 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[st
 
 
 async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
-    acks = _ack_texts(rt)
-    reference = format_reference(rt.settings.ticket_prefix, ticket_id)
-    text_body = acks.get(language, acks[DEFAULT_LANGUAGE]).replace(REFERENCE_SLOT, reference)
+    text_body, _html = ack_mail(rt, language, format_reference(rt.settings.ticket_prefix, ticket_id))
     ack_message_id = await tickets.add_outbound_message(
         tx.conn, ticket_id=ticket_id, channel=EMAIL, body=text_body, author_agent_id=None, now=now, meta={"auto": "ack"}
     )
@@ -400,24 +398,37 @@ async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str
     )
 
 
-_ACKS: WeakKeyDictionary[MessageTemplates, tuple[dict[str, str], str]] = WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Acks:
+    """The acknowledgement in every language, text and HTML, with a slot for the reference: rendered once."""
+
+    mails: dict[str, tuple[str, str]]
+    texts_json: str  # {language: text}, for carehub_ingest_email()
 
 
-def _ack_texts(rt: Runtime) -> dict[str, str]:
-    """The acknowledgement's text in every language, with a slot for the reference: rendered once per process.
-    (What a ticket shows; the mail itself is rendered again, text and HTML, when it is sent.)"""
+_ACKS: WeakKeyDictionary[MessageTemplates, _Acks] = WeakKeyDictionary()
+
+
+def _acks(rt: Runtime) -> _Acks:
     if rt.templates not in _ACKS:
-        texts = {
-            language: rt.templates.render_email("ack", language, **ack_context(rt, REFERENCE_SLOT))[0]
+        context = ack_context(rt, REFERENCE_SLOT)
+        mails = {
+            language: rt.templates.render_email("ack", language, **context)
             for language in rt.templates.languages(EMAIL, "ack")
         }
-        _ACKS[rt.templates] = (texts, json.dumps(texts))
-    return _ACKS[rt.templates][0]
+        _ACKS[rt.templates] = _Acks(mails, json.dumps({language: text for language, (text, _) in mails.items()}))
+    return _ACKS[rt.templates]
 
 
 def _ack_texts_json(rt: Runtime) -> str:
-    _ack_texts(rt)
-    return _ACKS[rt.templates][1]
+    return _acks(rt).texts_json
+
+
+def ack_mail(rt: Runtime, language: str, reference: str) -> tuple[str, str]:
+    """The acknowledgement mail (text, HTML) for a ticket, from the once-rendered templates."""
+    mails = _acks(rt).mails
+    text, html = mails.get(language, mails[DEFAULT_LANGUAGE])
+    return text.replace(REFERENCE_SLOT, reference), html.replace(REFERENCE_SLOT, reference)
 
 
 def message_id_for(rt: Runtime, outbox_id: int, created_ms: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
+from carehub.mail.ingest import ack_context
 from carehub.mail.smtpd import start_listener
 from carehub.models import InboundEmail, Message, Role, Ticket
 from tests.conftest import Hub
@@ -357,3 +358,17 @@ async def test_an_attachment_lost_from_the_blob_store_is_recovered_from_the_raw_
 
 def _holds(path: Any, content: bytes) -> bool:
     return bool(path.read_bytes() == content)
+
+
+async def test_the_acknowledgement_sent_is_exactly_the_templates_rendered_for_the_ticket(
+    mail_hub: Hub, smtp_sink: SmtpSink
+) -> None:
+    ack = await first_mail(mail_hub, smtp_sink)
+
+    context = ack_context(mail_hub.runtime, "PKR-000001")
+    text, html = mail_hub.runtime.templates.render_email("ack", "en", **context)
+    text_part, html_part = ack.get_body(("plain",)), ack.get_body(("html",))
+    assert text_part is not None
+    assert html_part is not None
+    assert text_part.get_content().replace("\r\n", "\n").strip() == text
+    assert html_part.get_content().replace("\r\n", "\n").strip() == html
