@@ -29,6 +29,8 @@ async def compose_many(
 ) -> dict[int, OutboundEmail | PermanentSendError]:
     """The mail for each outbox row, in three queries whatever their number; a PermanentSendError for a row whose
     address is known not to work (an earlier permanent bounce)."""
+    if not outbox_ids:
+        return {}
     rows = list(
         await conn.execute(
             select(

@@ -1,7 +1,8 @@
-"""The one delivery path: claim an outbox row, send it through its channel adapter, record the outcome.
+"""The one delivery path: claim outbox rows, send them through their channel adapters, record the outcomes.
 
-Run by arq workers (production) and by the in-process runner (embedded). Safe to run more than once per row:
-the claim is a conditional UPDATE, so a second run finds nothing due and sends nothing.
+Run by arq workers (production; a job carries one row, or a batch of rows that were due together) and by the
+in-process runner (embedded). Safe to run more than once per row: the claim is a conditional UPDATE, so a second
+run finds nothing due and sends nothing.
 """
 
 from __future__ import annotations
