@@ -69,6 +69,15 @@ class Profile:
         return {"samples": self.samples, "rate_hz": SAMPLE_RATE_HZ, "categories": self.categories, "self": self.own}
 
 
+def report_lines(profile: Profile, who: str, cpu_ms: float, per: str) -> list[str]:
+    """The profile as a benchmark prints it: each category's share of the CPU per unit, then the hottest frames."""
+    lines = [f"{who} profile: {profile.samples} py-spy samples; share (≈ CPU ms of the {cpu_ms:.2f} per {per})"]
+    lines += [f"  {share:6.1%}  ≈{share * cpu_ms:6.2f} ms  {name}" for name, share in profile.categories]
+    lines.append("  most often running (self):")
+    lines += [f"  {share:6.1%}  {name}" for name, share in profile.own[:12]]
+    return lines
+
+
 def _category(frames: list[tuple[str, str]], categories: Categories) -> str:
     for _, path in reversed(frames):
         for label, fragments in categories:

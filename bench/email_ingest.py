@@ -369,13 +369,7 @@ def summary_text(result: dict[str, Any], profile: _profile.Profile | None) -> st
         + ", ".join(f"{s['file']} {s['cpu_ms_min']:.0f}" for s in car["slowest"]),
     ]
     if profile is not None:
-        cpu_ms = car["totals"]["all"]["cpu_ms_per_message"]
-        lines.append(
-            f"carehub profile: {profile.samples} py-spy samples; share (≈ CPU ms of the {cpu_ms:.2f} per message)"
-        )
-        lines += [f"  {share:6.1%}  ≈{share * cpu_ms:6.2f} ms  {name}" for name, share in profile.categories]
-        lines.append("  most often running (self):")
-        lines += [f"  {share:6.1%}  {name}" for name, share in profile.own[:12]]
+        lines += _profile.report_lines(profile, "carehub", car["totals"]["all"]["cpu_ms_per_message"], "message")
     return "\n".join(lines)
 
 

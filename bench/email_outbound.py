@@ -468,11 +468,7 @@ def summary_text(
     )
     lines.append(f"outbox after the run: {worker.statuses}; sink: {worker.sink}")
     if profile is not None:
-        cpu_ms = worker.run.cpu_ms_per_mail["worker"]
-        lines.append(f"worker profile: {profile.samples} py-spy samples; share (≈ CPU ms of the {cpu_ms:.2f} per mail)")
-        lines += [f"  {share:6.1%}  ≈{share * cpu_ms:5.2f} ms  {name}" for name, share in profile.categories]
-        lines.append("  most often running (self):")
-        lines += [f"  {share:6.1%}  {name}" for name, share in profile.own[:12]]
+        lines += _profile.report_lines(profile, "worker", worker.run.cpu_ms_per_mail["worker"], "mail")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from carehub.clock import utcnow
 from carehub.mail import repository as mail
 from carehub.models import InboundEmail, Ticket
 from carehub.settings import Settings
-from tests.conftest import running_hub
+from tests.conftest import Hub, running_hub
 from tests.support.mail import CITY_CARE, resident_mail
 from tests.support.processes import carehub_process, settings_env
 from tests.support.store_queries import count_rows
@@ -23,19 +23,23 @@ from tests.support.waiting import eventually
 INBOUND = InboundEmail.__table__  # type: ignore[attr-defined]
 
 
+async def stored_then_crashed(hub: Hub, subject: str) -> int:
+    """What accept() commits before processing, with the process "dying" right after."""
+    async with hub.runtime.transaction() as tx:
+        return await mail.store_raw(
+            tx.conn,
+            resident_mail("resident@mail.example", subject, "Still here?\n"),
+            source="smtp",
+            envelope_from="resident@mail.example",
+            envelope_to=(CITY_CARE,),
+            now=utcnow(),
+        )
+
+
 async def test_mail_stored_before_a_crash_is_processed_by_the_sweeper(settings: Settings) -> None:
     quick = settings.model_copy(update={"email_reprocess_after_seconds": 0.05})
     async with running_hub(quick) as hub:
-        # What accept() commits before processing; the process "dies" right after.
-        async with hub.runtime.transaction() as tx:
-            inbound_id = await mail.store_raw(
-                tx.conn,
-                resident_mail("resident@mail.example", "Crash test", "Still here?\n"),
-                source="smtp",
-                envelope_from="resident@mail.example",
-                envelope_to=(CITY_CARE,),
-                now=utcnow(),
-            )
+        inbound_id = await stored_then_crashed(hub, "Crash test")
 
         async def processed() -> str | None:
             async with hub.runtime.engine.connect() as conn:
@@ -80,15 +84,8 @@ async def test_smtpd_command_stores_mail_into_the_shared_store(settings: Setting
 async def test_mail_whose_processing_keeps_dying_is_archived_for_a_person(settings: Settings) -> None:
     quick = settings.model_copy(update={"email_reprocess_after_seconds": 0.05})
     async with running_hub(quick) as hub:
+        inbound_id = await stored_then_crashed(hub, "Poison")
         async with hub.runtime.transaction() as tx:
-            inbound_id = await mail.store_raw(
-                tx.conn,
-                resident_mail("resident@mail.example", "Poison", "Kills the parser, say.\n"),
-                source="smtp",
-                envelope_from="resident@mail.example",
-                envelope_to=(CITY_CARE,),
-                now=utcnow(),
-            )
             # Three tries already ended with the process gone (store_raw counts the first).
             await tx.conn.execute(update(INBOUND).where(INBOUND.c.id == inbound_id).values(attempts=3))
 
