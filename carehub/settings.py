@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=5.0, gt=0)
     delivery_backoff_max_seconds: float = Field(default=1800.0, gt=0)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_batch_concurrency: int = Field(
+        default=20, ge=1, le=500, description="Sends of one batch in flight at once (Twilio limits concurrency)."
+    )
     delivery_batch_size: int = Field(
         default=100, ge=1, le=500, description="Deliveries enqueued together go this many to a worker job."
     )

@@ -94,9 +94,12 @@ def _envelope(rt: Runtime, claimed: ClaimedDelivery, email: OutboundEmail | None
 
 async def _send_and_record(rt: Runtime, ready: list[tuple[ClaimedDelivery, OutboundEnvelope]]) -> dict[int, Outcome]:
     done: dict[int, SendResult | Outcome] = {}
+    # A batch of a hundred must not be a hundred simultaneous calls to a provider with a concurrency limit.
+    slots = asyncio.Semaphore(rt.settings.delivery_batch_concurrency)
 
     async def one(claimed: ClaimedDelivery, envelope: OutboundEnvelope) -> None:
-        done[claimed.id] = await _send(rt, claimed, envelope)
+        async with slots:
+            done[claimed.id] = await _send(rt, claimed, envelope)
 
     try:
         await asyncio.gather(*(one(claimed, envelope) for claimed, envelope in ready))

@@ -3,6 +3,7 @@ than retried blindly, and the sweeper picks up exactly the rows whose job was lo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -11,12 +12,12 @@ import pytest
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.outbox import repository as outbox
-from carehub.outbox.delivery import Outcome, deliver, sweep
+from carehub.outbox.delivery import Outcome, deliver, deliver_many, sweep
 from carehub.outbox.dispatch import Job
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
-from channels.base import ChannelKind
+from channels.base import ChannelKind, OutboundEnvelope, SendResult
 from channels.fake import RecordingAdapter
 from tests.support.store_queries import outbox_row
 
@@ -49,10 +50,10 @@ def recorder(rt: Runtime) -> RecordingAdapter:
     return adapter
 
 
-async def stage_reply(rt: Runtime, body: str = "hello") -> int:
+async def stage_reply(rt: Runtime, body: str = "hello", to: str = "+19055550123") -> int:
     now = utcnow()
     async with rt.transaction() as tx:
-        sender = await contacts.create_sender(tx.conn, ChannelKind.SMS, "+19055550123", now)
+        sender = await contacts.create_sender(tx.conn, ChannelKind.SMS, to, now)
         ticket_id = await tickets.create_ticket(
             tx.conn,
             contact_id=sender.contact_id,
@@ -64,9 +65,7 @@ async def stage_reply(rt: Runtime, body: str = "hello") -> int:
         message_id = await tickets.add_outbound_message(
             tx.conn, ticket_id=ticket_id, channel=ChannelKind.SMS, body=body, author_agent_id=None, now=now
         )
-        return await outbox.stage(
-            tx.conn, message_id=message_id, channel=ChannelKind.SMS, to_address="+19055550123", now=now
-        )
+        return await outbox.stage(tx.conn, message_id=message_id, channel=ChannelKind.SMS, to_address=to, now=now)
 
 
 async def test_a_job_run_twice_sends_once(runtime: Runtime) -> None:
@@ -104,3 +103,31 @@ async def test_sweeper_re_enqueues_only_rows_whose_job_is_overdue(runtime: Runti
         due = await outbox.due_for_sweep(tx.conn, later, timedelta(seconds=runtime.settings.sweep_grace_seconds), 10)
     assert due == [(fresh, 0)]
     assert dispatcher.jobs == []
+
+
+async def test_a_batch_keeps_at_most_its_concurrency_of_sends_in_flight(runtime: Runtime) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"delivery_batch_concurrency": 3})
+    ids = [await stage_reply(runtime, f"alert {i}", to=f"+1905555010{i}") for i in range(8)]
+    adapter = recorder(runtime)
+    in_flight, most = 0, 0
+    send = adapter.send
+
+    async def counting_send(env: OutboundEnvelope) -> SendResult:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await send(env)
+        finally:
+            in_flight -= 1
+
+    adapter.send = counting_send  # type: ignore[method-assign]
+    adapter.gate.clear()
+    batch = asyncio.create_task(deliver_many(runtime, ids))
+    await adapter.wait_for_attempts(3)
+    adapter.gate.set()
+    outcomes = await batch
+
+    assert most == 3
+    assert outcomes == dict.fromkeys(ids, Outcome.SENT)
+    assert sorted(e.outbox_id for e in adapter.sent) == ids
