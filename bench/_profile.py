@@ -54,6 +54,15 @@ def _frame_name(frame: str) -> tuple[str, str]:
 
 
 Categories = Sequence[tuple[str, Sequence[str]]]
+
+# Where SQLAlchemy's time goes, in the order the first match must be tried (compiler before the rest of sql/).
+SQLALCHEMY_CATEGORIES: Categories = (
+    ("SQLAlchemy: compiled SQL + parameters", ("sqlalchemy/sql/compiler.py",)),
+    ("SQLAlchemy: building statements, cache keys", ("sqlalchemy/sql/", "<sqlalchemy generated")),
+    ("SQLAlchemy: execution, results, pool", ("sqlalchemy/engine/", "sqlalchemy/pool/", "sqlalchemy/dialects/")),
+    ("SQLAlchemy: asyncio adaptation (greenlet)", ("sqlalchemy/ext/asyncio/", "sqlalchemy/util/concurrency.py")),
+    ("SQLAlchemy: other", ("sqlalchemy/",)),
+)
 """(label, path fragments): a sample counts for the first label matched, walking from the leaf frame up."""
 
 

@@ -66,11 +66,7 @@ PROFILE_CATEGORIES: _profile.Categories = (
     ("Jinja2 (templates)", ("jinja2/",)),
     ("arq + redis-py (jobs, socket writes)", ("arq/", "redis/")),
     ("asyncpg (driver, protocol, socket writes)", ("asyncpg/",)),
-    ("SQLAlchemy: compiled SQL + parameters", ("sqlalchemy/sql/compiler.py",)),
-    ("SQLAlchemy: building statements, cache keys", ("sqlalchemy/sql/", "<sqlalchemy generated")),
-    ("SQLAlchemy: execution, results, pool", ("sqlalchemy/engine/", "sqlalchemy/pool/", "sqlalchemy/dialects/")),
-    ("SQLAlchemy: asyncio adaptation (greenlet)", ("sqlalchemy/ext/asyncio/", "sqlalchemy/util/concurrency.py")),
-    ("SQLAlchemy: other", ("sqlalchemy/",)),
+    *_profile.SQLALCHEMY_CATEGORIES,
     ("logging (arq's per-job lines)", ("logging/",)),
     ("carehub + channels code", ("carehub/", "channels/", "workers/")),
     # Transport writes (asyncio/selector_events.py) are left to the library that wrote: on loopback the send

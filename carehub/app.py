@@ -14,9 +14,8 @@ from carehub import health
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
-from carehub.mail.ingest import reprocess_stale
 from carehub.mail.smtpd import start_listener
-from carehub.outbox.delivery import deliver, sweep
+from carehub.outbox.delivery import deliver, sweep_all
 from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
 from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.problems import install_problem_handlers
@@ -32,9 +31,7 @@ async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
     """Production: enqueue to arq on Redis (workers deliver). Embedded: deliver in this process, sweeper included."""
     if rt.settings.redis_url is not None:
         # Connects on first use: the hub starts and takes webhooks while Redis is down (the sweeper catches up).
-        rt.dispatcher = ArqDispatcher(
-            ArqRedis.from_url(rt.settings.redis_url), rt.settings.queue_name, batch_size=rt.settings.delivery_batch_size
-        )
+        rt.dispatcher = ArqDispatcher.for_settings(ArqRedis.from_url(rt.settings.redis_url), rt.settings)
         return None
 
     async def run(outbox_id: int) -> object:
@@ -42,10 +39,7 @@ async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
 
     rt.dispatcher = InProcessDispatcher(run)
 
-    async def sweep_all() -> int:
-        return await sweep(rt) + await reprocess_stale(rt)
-
-    sweeper = EmbeddedSweeper(sweep_all, rt.settings.sweep_interval_seconds)
+    sweeper = EmbeddedSweeper(lambda: sweep_all(rt), rt.settings.sweep_interval_seconds)
     sweeper.start()
     return sweeper
 

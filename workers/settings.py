@@ -24,7 +24,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     async def startup(ctx: dict[str, Any]) -> None:
         runtime = Runtime.create(settings)
         await runtime.open_hot_pool()  # stored mail a crash left behind is processed here too (the sweeper)
-        runtime.dispatcher = ArqDispatcher(ctx["redis"], settings.queue_name, batch_size=settings.delivery_batch_size)
+        runtime.dispatcher = ArqDispatcher.for_settings(ctx["redis"], settings)
         ctx["runtime"] = runtime
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from carehub.mail.ingest import reprocess_stale
-from carehub.outbox.delivery import sweep
+from carehub.outbox.delivery import sweep_all
 from carehub.runtime import Runtime
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     runtime: Runtime = ctx["runtime"]
-    return await sweep(runtime) + await reprocess_stale(runtime)
+    return await sweep_all(runtime)

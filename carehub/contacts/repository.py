@@ -105,6 +105,9 @@ async def addresses_of(conn: AsyncConnection, contact_id: int) -> list[str]:
     return [f"{r.channel}:{r.address}" for r in rows]
 
 
+BOUNCED = "earlier mail to this address bounced"  # the reason given when a bounce recorded none
+
+
 @dataclass(frozen=True)
 class Address:
     id: int
@@ -121,7 +124,5 @@ async def address_by_id(conn: AsyncConnection, address_id: int) -> Address:
         channel=ChannelKind(row.channel),
         address=row.address,
         opted_out=row.opted_out_at is not None,
-        undeliverable_reason=None
-        if row.undeliverable_at is None
-        else (row.undeliverable_reason or "earlier mail to this address bounced"),
+        undeliverable_reason=None if row.undeliverable_at is None else (row.undeliverable_reason or BOUNCED),
     )

@@ -69,16 +69,13 @@ async def compose_many(
 def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     settings = rt.settings
     reference = format_reference(settings.ticket_prefix, row.ticket_id)
-    context = {**ack_context(rt, reference), "contact_name": row.display_name}
     is_ack = (row.meta or {}).get("auto") == "ack"
     if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
         text_body, html = ack_mail(rt, row.language, reference)
-    elif is_ack:
-        text_body, html = rt.templates.render_email("ack", row.language, **context)
     else:
-        text_body, html = rt.templates.render_email(
-            "reply", row.language, **context, body=row.body, agent_name=row.agent_name
-        )
+        context = {**ack_context(rt, reference), "contact_name": row.display_name}
+        extra = {} if is_ack else {"body": row.body, "agent_name": row.agent_name}
+        text_body, html = rt.templates.render_email("ack" if is_ack else "reply", row.language, **context, **extra)
     topic = thread.latest_inbound_subject or row.subject or settings.city_name
     subject = topic if reference in topic else f"{topic} [{reference}]"
     if thread.latest_inbound_id is not None and not subject.lower().startswith("re:"):

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, cast, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub.contacts.repository import BOUNCED
 from carehub.db import AnyRow
 from carehub.models import Attachment, ContactAddress, InboundEmail, InboundEmailStatus, Message, Outbox
 from channels.base import ChannelKind
@@ -267,7 +268,7 @@ async def undeliverable(conn: AsyncConnection, addresses: Collection[str]) -> di
             ADDRESSES.c.undeliverable_at.is_not(None),
         )
     )
-    return {r.address: r.undeliverable_reason or "earlier mail to this address bounced" for r in rows}
+    return {r.address: r.undeliverable_reason or BOUNCED for r in rows}
 
 
 # ---- attachments ----------------------------------------------------------------------------------------------

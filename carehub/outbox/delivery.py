@@ -18,6 +18,7 @@ from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.mail import repository as mail
 from carehub.mail.compose import compose_many
+from carehub.mail.ingest import reprocess_stale
 from carehub.outbox import repository as outbox
 from carehub.outbox.dispatch import Job
 from carehub.outbox.repository import ClaimedDelivery
@@ -64,14 +65,18 @@ async def deliver_many(rt: Runtime, outbox_ids: Sequence[int]) -> dict[int, Outc
     ready: list[tuple[ClaimedDelivery, OutboundEnvelope]] = []
     async with rt.transaction() as tx:
         claimed = await outbox.claim_many(tx.conn, outbox_ids, now, timedelta(seconds=settings.delivery_lease_seconds))
-        emails = await compose_many(rt, tx.conn, [c.id for c in claimed if c.channel is ChannelKind.EMAIL])
+        live = []
         for c in claimed:
-            email = emails.get(c.id)
             if c.attempts > settings.delivery_max_attempts:
                 error = f"gave up after {c.attempts - 1} attempts"
                 await outbox.mark_failed(tx.conn, c.id, code="attempts", error=error, now=now)
                 outcomes[c.id] = Outcome.FAILED
-            elif isinstance(email, PermanentSendError):
+            else:
+                live.append(c)
+        emails = await compose_many(rt, tx.conn, [c.id for c in live if c.channel is ChannelKind.EMAIL])
+        for c in live:
+            email = emails.get(c.id)
+            if isinstance(email, PermanentSendError):
                 await outbox.mark_failed(tx.conn, c.id, code=email.code, error=email.message, now=now)
                 outcomes[c.id] = Outcome.FAILED
             else:
@@ -176,6 +181,12 @@ async def _hold(rt: Runtime, outbox_id: int, reason: str) -> Outcome:
             now=now,
         )
     return Outcome.HELD
+
+
+async def sweep_all(rt: Runtime) -> int:
+    """What the sweeper (embedded loop or arq cron) finds again: outbox rows whose job was lost, and stored mail
+    a crash left unprocessed."""
+    return await sweep(rt) + await reprocess_stale(rt)
 
 
 async def sweep(rt: Runtime, limit: int = 1000) -> int:

@@ -20,6 +20,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 
 from carehub.clock import utcnow
+from carehub.settings import Settings
 
 log = logging.getLogger("carehub.outbox")
 SEND_JOB = "send_message"
@@ -64,6 +65,10 @@ class ArqDispatcher:
         self.batch_size = batch_size
         self._script = redis.register_script(_ENQUEUE_LUA)
 
+    @classmethod
+    def for_settings(cls, redis: ArqRedis, settings: Settings) -> ArqDispatcher:
+        return cls(redis, settings.queue_name, batch_size=settings.delivery_batch_size)
+
     async def enqueue(self, jobs: Sequence[Job]) -> None:
         """Jobs due now go out batch_size to an arq job (many at once: an alert, the sweeper's catch-up), so a
         worker claims, composes and records them together; deferred retries stay one to a job."""
@@ -72,21 +77,25 @@ class ArqDispatcher:
         try:
             now_ms = timestamp_ms()
             due = [job for job in jobs if job.not_before is None]
-            batches = [due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for batch in batches:
+                for batch in (due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)):
                     if len(batch) > 1:
                         ids = [job.outbox_id for job in batch]
                         job_id = "outboxes:" + hashlib.sha1(repr(batch).encode(), usedforsecurity=False).hexdigest()
                         payload = serialize_job(SEND_BATCH_JOB, (ids,), {}, None, now_ms)
                         await self._add(pipe, job_id, payload, now_ms, now_ms)
-                for job in [*(b[0] for b in batches if len(b) == 1), *(j for j in jobs if j.not_before is not None)]:
-                    score = now_ms if job.not_before is None else max(now_ms, to_unix_ms(job.not_before))
-                    payload = serialize_job(SEND_JOB, (job.outbox_id,), {}, None, now_ms)
-                    await self._add(pipe, job.job_id, payload, score, now_ms)
+                    else:
+                        await self._add_single(pipe, batch[0], now_ms)
+                for job in jobs:
+                    if job.not_before is not None:
+                        await self._add_single(pipe, job, now_ms)
                 await pipe.execute()
         except Exception:
             log.warning("could not enqueue %d deliveries; the sweeper will pick them up", len(jobs), exc_info=True)
+
+    async def _add_single(self, pipe: Any, job: Job, now_ms: int) -> None:
+        score = now_ms if job.not_before is None else max(now_ms, to_unix_ms(job.not_before))
+        await self._add(pipe, job.job_id, serialize_job(SEND_JOB, (job.outbox_id,), {}, None, now_ms), score, now_ms)
 
     async def _add(self, pipe: Any, job_id: str, payload: bytes, score: int, now_ms: int) -> None:
         await self._script(

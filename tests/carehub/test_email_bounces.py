@@ -189,3 +189,20 @@ async def test_bounce_about_a_message_id_we_never_sent_is_archived_and_changes_n
     assert await undeliverable_addresses(mail_hub.runtime.engine) == []
     assert (await reply(mail_hub, token, "Thanks, noted.")).status_code == 201
     await smtp_sink.wait_for(2)
+
+
+async def test_a_spam_complaint_about_our_mail_opts_the_address_out(mail_hub: Hub, smtp_sink: SmtpSink) -> None:
+    token = await mail_hub.agent_token()
+    our_id = await acknowledged_mail(mail_hub, smtp_sink, token)
+    raw = (FLANKER_MESSAGES / "complaints" / "yahoo.eml").read_bytes()
+    original = b"<20120711015015.4A8BE2E088E@www.example.com>"
+    assert raw.count(original) == 1
+    complaint = raw.replace(original, our_id.encode()).replace(b"user@yahoo.com", RESIDENT.encode())
+
+    outcome = (await post_email(mail_hub.client, complaint)).json()
+
+    assert outcome["status"] == "bounce"
+    assert outcome["reason"] == f"spam complaint about mail to {RESIDENT}: no more mail goes there"
+    refused = await reply(mail_hub, token, "Following up.")
+    assert refused.status_code == 409
+    assert "opted out" in refused.json()["detail"]

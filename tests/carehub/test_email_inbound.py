@@ -372,3 +372,24 @@ async def test_the_acknowledgement_sent_is_exactly_the_templates_rendered_for_th
     assert html_part is not None
     assert text_part.get_content().replace("\r\n", "\n").strip() == text
     assert html_part.get_content().replace("\r\n", "\n").strip() == html
+
+
+async def test_a_supervisor_sends_archived_mail_back_for_processing(mail_hub: Hub) -> None:
+    supervisor = await mail_hub.agent_token(role=Role.SUPERVISOR)
+    auth = {"Authorization": f"Bearer {supervisor}"}
+    processed = (await post_email(mail_hub.client, resident_mail(RESIDENT, "Hi", "x\n"))).json()
+    # Archived under a tighter limit; the limit is then raised again, as an operator would after a complaint.
+    limit = mail_hub.settings.email_max_bytes
+    mail_hub.runtime.settings = mail_hub.settings.model_copy(update={"email_max_bytes": 64 * 1024})
+    big = resident_mail(RESIDENT, "Plans", "See the plans.\n" + "p" * 70_000)
+    too_big = (await post_email(mail_hub.client, big)).json()
+    mail_hub.runtime.settings = mail_hub.settings.model_copy(update={"email_max_bytes": limit})
+
+    not_archived = await mail_hub.client.post(f"/api/v1/inbound-emails/{processed['id']}/retry", headers=auth)
+    retried = await mail_hub.client.post(f"/api/v1/inbound-emails/{too_big['id']}/retry", headers=auth)
+
+    assert too_big["status"] == "unprocessable"
+    assert not_archived.status_code == 409
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "processed"
+    assert retried.json()["ticket_id"] == 2
