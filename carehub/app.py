@@ -11,6 +11,8 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from carehub import health
+from carehub.chat import endpoints as chat
+from carehub.chat.hub import ChatHub
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
@@ -19,6 +21,7 @@ from carehub.outbox.delivery import deliver, sweep_all
 from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
 from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.problems import install_problem_handlers
+from carehub.realtime import endpoints as realtime
 from carehub.runtime import Runtime
 from carehub.settings import Settings, get_settings
 from carehub.tickets import endpoints as tickets
@@ -52,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = Runtime.create(settings)
         app.state.runtime = rt
         await rt.open_hot_pool()
+        app.state.chat = chat_hub = ChatHub(settings, rt.templates.root, rt.presence)
+        rt.broker.on_resync = chat_hub.resync_all
+        await rt.broker.start()
         sweeper = await start_delivery(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
@@ -85,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(mail.webhook)
     app.include_router(mail.archive)
+    app.include_router(realtime.router)
+    app.include_router(chat.resident)
+    app.include_router(chat.agent)
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,

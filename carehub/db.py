@@ -67,27 +67,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-OnCommit = Callable[[list[int]], Awaitable[None]]
-
-
 @dataclass
 class Tx:
-    """A transaction in progress: its connection, and the outbox rows it staged for delivery."""
+    """A transaction in progress: its connection, the outbox rows it staged for delivery, and the live events
+    (topic, event) to publish once it has committed."""
 
     conn: AsyncConnection
     staged_outbox: list[int] = field(default_factory=list)
+    staged_events: list[tuple[str, Any]] = field(default_factory=list)
+
+
+OnCommit = Callable[[Tx], Awaitable[None]]
 
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, on_commit: OnCommit | None = None) -> AsyncIterator[Tx]:
-    """Commit on success, roll back on error; only after a commit are the staged outbox rows handed to on_commit,
-    so no job ever sees a row that was rolled back (and one lost here is found again by the sweeper)."""
+    """Commit on success, roll back on error; only after a commit is the transaction handed to on_commit (which
+    enqueues its outbox rows and publishes its events), so no job or listener ever sees a change that was rolled
+    back (an enqueue lost here is found again by the sweeper; a lost event by the listener's re-sync)."""
     async with engine.connect() as conn:
         tx = Tx(conn)
         async with conn.begin():
             yield tx
-    if on_commit is not None and tx.staged_outbox:
-        await on_commit(tx.staged_outbox)
+    if on_commit is not None and (tx.staged_outbox or tx.staged_events):
+        await on_commit(tx)
 
 
 def insert_or_ignore(conn: AsyncConnection, table: Table) -> PgInsert | SqliteInsert:

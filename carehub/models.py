@@ -129,13 +129,42 @@ class Ticket(SQLModel, table=True):
     resolved_at: datetime | None = _ts(nullable=True)
 
 
+class ChatStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ChatConversation(SQLModel, table=True):
+    """One web chat: its ticket, the sequence counter its messages are numbered by, read state, and where the
+    conversation went if the resident moved it to email or SMS."""
+
+    __tablename__ = "chat_conversations"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    # The resume token names this random key (also the chat address), never the guessable id alone.
+    token_key: str = _str(32, unique=True)
+    status: ChatStatus = _str(8, default=ChatStatus.OPEN)
+    last_seq: int = 0
+    resident_read_seq: int = 0
+    agent_read_seq: int = 0
+    language: str = _str(8, default="en")
+    given_email: str | None = _str(320, default=None)  # optional, as the resident typed them at the start
+    given_phone: str | None = _str(32, default=None)
+    handoff_channel: Channel | None = _str(8, default=None)
+    created_at: datetime = _ts()
+    last_activity_at: datetime = _ts()
+    closed_at: datetime | None = _ts(nullable=True)
+
+
 class Message(SQLModel, table=True):
-    """One message on a ticket, either way. provider_id (Twilio MessageSid, email Message-ID) dedupes inbound."""
+    """One message on a ticket, either way. provider_id (Twilio MessageSid, email Message-ID, chat client id)
+    dedupes inbound; a chat message also has its conversation's sequence number."""
 
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel", "provider_id", name="uq_message_provider_id"),
         UniqueConstraint("author_agent_id", "idempotency_key", name="uq_message_idempotency"),
+        UniqueConstraint("conversation_id", "seq", name="uq_message_conversation_seq"),
         Index("ix_messages_ticket_created", "ticket_id", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -147,6 +176,8 @@ class Message(SQLModel, table=True):
     provider_id: str | None = _str(255, default=None)
     idempotency_key: str | None = _str(128, default=None)
     meta: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    conversation_id: int | None = Field(default=None, foreign_key="chat_conversations.id")
+    seq: int | None = None
     created_at: datetime = _ts()
 
 

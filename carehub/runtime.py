@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -16,9 +17,13 @@ from carehub.blobs import BlobStore, DiskBlobStore
 from carehub.db import Tx, create_engine, transaction
 from carehub.messaging.templates import MessageTemplates, default_templates_dir
 from carehub.outbox.dispatch import Dispatcher, Job
+from carehub.realtime.broker import Broker, Event, RedisBroker
+from carehub.realtime.presence import Presence, RedisPresence
 from carehub.settings import Settings
 from channels.base import ChannelAdapter, ChannelKind, ChannelSender
 from channels.registry import build_adapters
+
+log = logging.getLogger("carehub")
 
 
 @dataclass
@@ -28,6 +33,8 @@ class Runtime:
     adapters: dict[ChannelKind, ChannelSender]
     templates: MessageTemplates
     blobs: BlobStore
+    broker: Broker
+    presence: Presence
     dispatcher: Dispatcher | None = field(default=None)
     # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
     hot_pool: asyncpg.Pool | None = field(default=None)
@@ -41,6 +48,12 @@ class Runtime:
             adapters=build_adapters(settings),
             templates=MessageTemplates(settings.templates_dir or default_templates_dir()),
             blobs=DiskBlobStore(settings.data_dir / "blobs"),
+            broker=Broker()
+            if settings.redis_url is None
+            else RedisBroker(settings.redis_url, settings.realtime_prefix),
+            presence=Presence()
+            if settings.redis_url is None
+            else RedisPresence(settings.redis_url, settings.realtime_prefix),
         )
 
     async def open_hot_pool(self) -> None:
@@ -58,12 +71,30 @@ class Runtime:
         return cast(ChannelAdapter, self.adapters[ChannelKind.SMS])
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
-        """A transaction whose staged outbox rows are enqueued once it commits."""
-        return transaction(self.engine, self._enqueue_staged)
+        """A transaction whose staged outbox rows are enqueued, and staged events published, once it commits."""
+        return transaction(self.engine, self._after_commit)
+
+    async def _after_commit(self, tx: Tx) -> None:
+        if tx.staged_events:
+            self.publish_soon(tx.staged_events)
+        if tx.staged_outbox:
+            await self._enqueue_staged(tx.staged_outbox)
 
     async def _enqueue_staged(self, outbox_ids: list[int]) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.enqueue([Job(i) for i in outbox_ids])
+
+    def publish_soon(self, events: list[tuple[str, Event]]) -> None:
+        """Publish committed changes to live listeners without making the caller wait or fail: a lost event is
+        made good by the listeners' re-sync from the database."""
+        self.in_background(self._publish(events))
+
+    async def _publish(self, events: list[tuple[str, Event]]) -> None:
+        try:
+            for topic, event in events:
+                await self.broker.publish(topic, event)
+        except Exception as exc:
+            log.warning("could not publish %d live events (%r); listeners re-sync on reconnect", len(events), exc)
 
     def enqueue_soon(self, outbox_ids: list[int]) -> None:
         """Enqueue committed rows without making the caller wait (a webhook answers first). Losing this enqueue
@@ -86,6 +117,8 @@ class Runtime:
             await asyncio.wait(self._background, timeout=5)
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
+        await self.broker.aclose()
+        await self.presence.aclose()
         if self.hot_pool is not None:
             await self.hot_pool.close()
         for adapter in self.adapters.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - placeholder, refused outside dev
 DEV_EMAIL_WEBHOOK_SECRET = "dev-email-webhook-secret"  # noqa: S105 - placeholder, refused in production
+DEV_CHAT_TOKEN_SECRET = "dev-chat-token-secret"  # noqa: S105 - placeholder, refused in production
 MB = 1024 * 1024
 # Connect, EHLO, (STARTTLS, EHLO, AUTH,) MAIL, RCPT, DATA, end of data: the SMTP timeout applies to each.
 SMTP_COMMANDS_PER_SEND = 8
@@ -87,6 +89,32 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("carehub-data"), description="Attachments are stored under here.")
 
+    # Web chat: who may embed the widget, when people answer, and how much one resident may send.
+    realtime_prefix: str = Field(
+        default="carehub",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of the Redis pub/sub channels (pub/sub ignores the Redis DB index).",
+    )
+    chat_token_secret: SecretStr = SecretStr(DEV_CHAT_TOKEN_SECRET)
+    chat_token_ttl_days: int = Field(default=30, ge=1, description="A resident can resume a chat this long.")
+    chat_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Sites that may open the chat (besides the hub's own and CAREHUB_CITY_WEBSITE's origins).",
+    )
+    chat_hours: str = Field(
+        default="mon-fri 08:30-16:30",
+        description="When agents answer chat: days and hours, e.g. 'mon-sat 09:00-17:00'.",
+    )
+    chat_timezone: str = "America/Toronto"
+    chat_closed_dates: list[date] = Field(default_factory=list, description="Holidays: no chat on these dates.")
+    chat_require_agent_online: bool = Field(
+        default=True, description="Chat is offered only while at least one agent has the live queue open."
+    )
+    chat_max_chars: int = Field(default=2000, ge=1, le=4000)
+    chat_messages_per_minute: int = Field(default=30, ge=1, description="Per conversation.")
+    chat_ip_messages_per_minute: int = Field(default=120, ge=1, description="Per client IP address, all chats.")
+    chat_ip_max_connections: int = Field(default=20, ge=1, description="Open chat sockets per client IP address.")
+
     templates_dir: Path | None = Field(default=None, description="Defaults to templates/ beside the source tree.")
     reopen_window_days: int = Field(
         default=7,
@@ -130,6 +158,8 @@ class Settings(BaseSettings):
                 raise ValueError("CAREHUB_TWILIO_AUTH_TOKEN must be set to the account's real auth token in production")
             if self.email_webhook_secret.get_secret_value() == DEV_EMAIL_WEBHOOK_SECRET:
                 raise ValueError("CAREHUB_EMAIL_WEBHOOK_SECRET must be set to a real secret in production")
+            if self.chat_token_secret.get_secret_value() == DEV_CHAT_TOKEN_SECRET:
+                raise ValueError("CAREHUB_CHAT_TOKEN_SECRET must be set to a real secret in production")
             if self.smtp_host is None:
                 raise ValueError("CAREHUB_SMTP_HOST must be set in production (without it mail is only logged)")
             if not self.public_url.startswith("https://"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.models import ACTIVE_TICKET_STATUSES, Contact, ContactAddress, Ticket, TicketStatus
@@ -63,9 +63,21 @@ async def find_sender(
     )
 
 
-async def create_sender(conn: AsyncConnection, channel: ChannelKind, address: str, now: datetime) -> Sender:
+async def create_sender(
+    conn: AsyncConnection,
+    channel: ChannelKind,
+    address: str,
+    now: datetime,
+    *,
+    language: str = "en",
+    display_name: str | None = None,
+) -> Sender:
     contact_id = (
-        await conn.execute(insert(CONTACTS).values(language="en", created_at=now).returning(CONTACTS.c.id))
+        await conn.execute(
+            insert(CONTACTS)
+            .values(language=language, display_name=display_name, created_at=now)
+            .returning(CONTACTS.c.id)
+        )
     ).scalar_one()
     address_id = (
         await conn.execute(
@@ -77,7 +89,7 @@ async def create_sender(conn: AsyncConnection, channel: ChannelKind, address: st
     return Sender(
         contact_id=contact_id,
         address_id=address_id,
-        language="en",
+        language=language,
         opted_out=False,
         ticket_id=None,
         ticket_status=None,
@@ -126,3 +138,35 @@ async def address_by_id(conn: AsyncConnection, address_id: int) -> Address:
         opted_out=row.opted_out_at is not None,
         undeliverable_reason=None if row.undeliverable_at is None else (row.undeliverable_reason or BOUNCED),
     )
+
+
+async def address_by_value(conn: AsyncConnection, channel: ChannelKind, address: str) -> tuple[Address, int] | None:
+    """The address row for (channel, address) and the contact it belongs to, if anyone has used it."""
+    row = (
+        await conn.execute(
+            select(ADDRESSES).where(ADDRESSES.c.channel == channel.value, ADDRESSES.c.address == address)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return await address_by_id(conn, row.id), row.contact_id
+
+
+async def add_address(conn: AsyncConnection, contact_id: int, channel: ChannelKind, address: str, now: datetime) -> int:
+    return int(
+        (
+            await conn.execute(
+                insert(ADDRESSES)
+                .values(contact_id=contact_id, channel=channel.value, address=address, created_at=now)
+                .returning(ADDRESSES.c.id)
+            )
+        ).scalar_one()
+    )
+
+
+async def merge_into(conn: AsyncConnection, from_contact: int, into_contact: int) -> None:
+    """One resident, two contact rows (a chat that gave an address someone already used): keep into_contact,
+    with every address and ticket of from_contact, so the agent sees one history."""
+    await conn.execute(update(ADDRESSES).where(ADDRESSES.c.contact_id == from_contact).values(contact_id=into_contact))
+    await conn.execute(update(TICKETS).where(TICKETS.c.contact_id == from_contact).values(contact_id=into_contact))
+    await conn.execute(delete(CONTACTS).where(CONTACTS.c.id == from_contact))

@@ -13,6 +13,7 @@ from carehub.contacts import repository as contacts
 from carehub.db import Tx
 from carehub.messaging.templates import MessageTemplates
 from carehub.outbox import repository as outbox
+from carehub.realtime.events import inbound_events
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
@@ -75,12 +76,25 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
         ingested = await _ingest_in_one_call(rt, msg, now)
         if ingested is not None and ingested.ack_outbox_id is not None:
             rt.enqueue_soon([ingested.ack_outbox_id])
-        return ingested
-    try:
-        async with rt.transaction() as tx:
-            return await ingest(tx, msg, settings=rt.settings, templates=rt.templates, now=now)
-    except DuplicateMessage:
-        return None
+    else:
+        try:
+            async with rt.transaction() as tx:
+                ingested = await ingest(tx, msg, settings=rt.settings, templates=rt.templates, now=now)
+        except DuplicateMessage:
+            return None
+    if ingested is not None:
+        rt.publish_soon(
+            inbound_events(
+                rt.settings.ticket_prefix,
+                ticket_id=ingested.ticket_id,
+                message_id=ingested.message_id,
+                channel=msg.channel.value,
+                body=msg.body,
+                new_ticket=ingested.new_ticket,
+                at=now,
+            )
+        )
+    return ingested
 
 
 async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -> Ingested | None:

@@ -69,13 +69,15 @@ async def compose_many(
 def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     settings = rt.settings
     reference = format_reference(settings.ticket_prefix, row.ticket_id)
-    is_ack = (row.meta or {}).get("auto") == "ack"
+    auto = (row.meta or {}).get("auto")  # "ack", "transcript" (a chat's, asked for by the resident), or None
+    is_ack = auto == "ack"
     if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
         text_body, html = ack_mail(rt, row.language, reference)
     else:
         context = {**ack_context(rt, reference), "contact_name": row.display_name}
         extra = {} if is_ack else {"body": row.body, "agent_name": row.agent_name}
-        text_body, html = rt.templates.render_email("ack" if is_ack else "reply", row.language, **context, **extra)
+        template = auto if auto in ("ack", "transcript") else "reply"
+        text_body, html = rt.templates.render_email(template, row.language, **context, **extra)
     topic = thread.latest_inbound_subject or row.subject or settings.city_name
     subject = topic if reference in topic else f"{topic} [{reference}]"
     if thread.latest_inbound_id is not None and not subject.lower().startswith("re:"):

@@ -26,6 +26,7 @@ from carehub.mail import repository as mail
 from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
 from carehub.models import ACTIVE_TICKET_STATUSES, InboundEmailStatus, TicketStatus
 from carehub.outbox import repository as outbox
+from carehub.realtime.events import inbound_events
 from carehub.runtime import Runtime
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
@@ -171,18 +172,31 @@ async def _process(
         # Written after the answer: the raw message already holds them durably (carehub/blobs.py).
         rt.in_background(_store_attachments(rt, [a.content for a, _ in attachments]))
     if rt.engine.dialect.name == "postgresql":
-        return await _ingest_in_one_call(rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts)
-    async with rt.transaction() as tx:
-        outcome = await _ingest(rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments)
-        await mail.settle(
-            tx.conn,
-            inbound_id,
-            outcome.status,
-            utcnow(),
-            reason=outcome.reason,
-            ticket_id=outcome.ticket_id,
-            message_id=outcome.message_id,
-            **facts,
+        outcome = await _ingest_in_one_call(rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts)
+    else:
+        async with rt.transaction() as tx:
+            outcome = await _ingest(rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments)
+            await mail.settle(
+                tx.conn,
+                inbound_id,
+                outcome.status,
+                utcnow(),
+                reason=outcome.reason,
+                ticket_id=outcome.ticket_id,
+                message_id=outcome.message_id,
+                **facts,
+            )
+    if outcome.status is InboundEmailStatus.PROCESSED and outcome.ticket_id and outcome.message_id:
+        rt.publish_soon(
+            inbound_events(
+                rt.settings.ticket_prefix,
+                ticket_id=outcome.ticket_id,
+                message_id=outcome.message_id,
+                channel=EMAIL.value,
+                body=_body(parsed),
+                new_ticket=outcome.new_ticket,
+                at=utcnow(),
+            )
         )
     return outcome
 

@@ -28,6 +28,7 @@ def paragraphs(text: str) -> list[list[str]]:
 
 class MessageTemplates:
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.env = Environment(
             loader=FileSystemLoader(root),
             undefined=StrictUndefined,

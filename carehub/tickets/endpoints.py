@@ -96,5 +96,5 @@ async def claim(ref: str, rt: RuntimeDep, agent: TicketAgent) -> Response:
 async def update_ticket(ref: str, changes: TicketUpdate, rt: RuntimeDep, agent: TicketAgent) -> TicketDetail:
     ticket_id = service.ticket_id_from(rt.settings, ref)
     async with rt.transaction() as tx:
-        await service.change(tx.conn, rt.settings, ticket_id, agent, changes, utcnow())
+        await service.change(tx, rt.settings, rt.templates, ticket_id, agent, changes, utcnow())
         return await service.detail(tx.conn, rt.settings, ticket_id, agent, utcnow())

@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carehub import audit
 from carehub.agents import repository as agents
 from carehub.agents.auth import CurrentAgent
+from carehub.chat import repository as chat_repository
+from carehub.chat import service as chat
 from carehub.contacts import repository as contacts
 from carehub.db import AnyRow, Tx
 from carehub.mail import repository as mail
+from carehub.messaging.templates import MessageTemplates
 from carehub.models import (
     AttachmentPublic,
     DeliveryPublic,
@@ -110,11 +113,14 @@ async def reply(
         if existing is not None:
             return existing
     row = await load(conn, settings, ticket_id)
-    channel = ChannelKind(row.channel)
+    # The address the resident is reached at now (a chat moved to email or SMS replies there).
+    address = await contacts.address_by_id(conn, row.address_id)
+    channel = address.channel
     limit = MAX_REPLY_CHARS.get(channel)
     if limit is not None and len(body) > limit:
         raise Problem(422, f"A {channel.value} reply can be at most {limit} characters; this one has {len(body)}.")
-    address = await contacts.address_by_id(conn, row.address_id)
+    if channel is ChannelKind.CHAT:
+        return await _chat_reply(tx, settings, ticket_id, agent, body, idempotency_key=idempotency_key, now=now)
     if address.opted_out:
         raise Problem(
             409,
@@ -143,14 +149,48 @@ async def reply(
     return message_id
 
 
-async def change(
-    conn: AsyncConnection,
+async def _chat_reply(
+    tx: Tx,
     settings: Settings,
+    ticket_id: int,
+    agent: CurrentAgent,
+    body: str,
+    *,
+    idempotency_key: str | None,
+    now: datetime,
+) -> int:
+    conversation = await chat_repository.latest_for_ticket(tx.conn, ticket_id)
+    if conversation is None or not chat.is_open(conversation):
+        raise Problem(
+            409,
+            "The resident has ended this chat and left no email or phone number, so a reply cannot reach them. "
+            "It stays on the ticket for the record.",
+        )
+    appended = await chat.agent_message(
+        tx,
+        settings,
+        conversation,
+        agent_id=agent.id,
+        agent_name=agent.name,
+        body=body,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+    await tickets.note_reply(tx.conn, ticket_id, now)
+    await audit.agent_on_ticket(tx.conn, agent.id, "reply", ticket_id, now, {"message_id": appended.message_id})
+    return appended.message_id
+
+
+async def change(
+    tx: Tx,
+    settings: Settings,
+    templates: MessageTemplates,
     ticket_id: int,
     agent: CurrentAgent,
     changes: TicketUpdate,
     now: datetime,
 ) -> None:
+    conn = tx.conn
     row = await load(conn, settings, ticket_id)
     values: dict[str, Any] = changes.model_dump(exclude_unset=True)
     if not values:
@@ -161,7 +201,13 @@ async def change(
             raise Problem(422, f"There is no active agent with id {values['assignee_id']}.")
     if "status" in values and values["status"] != row.status:
         status = TicketStatus(values["status"])
-        values["resolved_at"] = now if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) else None
+        done = status in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        values["resolved_at"] = now if done else None
+        if done and row.channel == ChannelKind.CHAT.value:
+            # Resolving a chat ends it for the resident too (they are told, and can start a new one).
+            conversation = await chat_repository.latest_for_ticket(conn, ticket_id)
+            if conversation is not None:
+                await chat.close(tx, settings, templates, conversation, transcript_to=None, now=now)
     values["updated_at"] = now
     await tickets.update_ticket(conn, ticket_id, values)
     await audit.agent_on_ticket(

@@ -32,6 +32,11 @@ async def reply(hub: Hub, token: str, body: str, ref: str = "PKR-000001") -> Any
     return response.json()
 
 
+async def _reply_recorded_sent(hub: Hub, token: str, body: str) -> bool:
+    messages = (await ticket(hub, token))["messages"]
+    return any(m["body"] == body and m["delivery"]["status"] == "sent" for m in messages)
+
+
 async def ticket(hub: Hub, token: str, ref: str = "PKR-000001") -> Any:
     response = await hub.client.get(f"/api/v1/tickets/{ref}", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
@@ -52,12 +57,15 @@ async def test_five_message_conversation_with_a_client_that_drops_in_reply_to(
     )
     [ack] = await smtp_sink.wait_for(1)
 
-    await reply(mail_hub, token, "Thank you, a crew is booked for Tuesday.")
+    answer1_body = "Thank you, a crew is booked for Tuesday."
+    await reply(mail_hub, token, answer1_body)
     answer1 = (await smtp_sink.wait_for(2))[1].message
     assert answer1["In-Reply-To"] == first_id
     assert ids(answer1["References"]) == [first_id, ack.message["Message-ID"]]
     assert answer1["Subject"] == "Re: Broken streetlight [PKR-000001]"
     assert answer1["Auto-Submitted"] is None  # a person wrote it
+    # References lists what was recorded as sent: the sink has the mail a moment before the hub records it.
+    await eventually(lambda: _reply_recorded_sent(mail_hub, token, answer1_body), what="the first answer recorded")
 
     # Outlook-style reply: "RE:" subject, Thread-Index, References cut down to the first message, no In-Reply-To.
     second_id = "<second.2@mail.example>"

@@ -36,6 +36,18 @@ def test_production_refuses_to_only_log_mail() -> None:
             public_url="https://hub.city.example",
             twilio_auth_token="real-token",
             email_webhook_secret="real-secret",
+            chat_token_secret="real-chat-secret",
+        )
+
+
+def test_production_refuses_the_placeholder_chat_token_secret() -> None:
+    with pytest.raises(ValidationError, match="CAREHUB_CHAT_TOKEN_SECRET"):
+        Settings(
+            env="production",
+            public_url="https://hub.city.example",
+            twilio_auth_token="real-token",
+            email_webhook_secret="real-secret",
+            smtp_host="smtp.city.example",
         )
 
 
@@ -45,6 +57,7 @@ def test_production_with_real_secrets_is_accepted() -> None:
         public_url="https://hub.city.example",
         twilio_auth_token="real-token",
         email_webhook_secret="real-secret",
+        chat_token_secret="real-chat-secret",
         smtp_host="smtp.city.example",
     )
 

@@ -1,0 +1,148 @@
+"""Web chat over HTTP and WebSocket: the widget's files, its configuration, the demo page, the resident's socket
+(/chat/ws), and the agent's side of a chat (typing, read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from carehub.agents.auth import RuntimeDep, TicketAgent
+from carehub.chat import repository as chats
+from carehub.chat import service
+from carehub.chat.hub import ChatHub
+from carehub.chat.protocol import frame
+from carehub.chat.session import ChatSession
+from carehub.problems import Problem
+from carehub.realtime.broker import Event
+from carehub.runtime import Runtime
+from carehub.tickets import service as tickets
+
+resident = APIRouter(prefix="/chat", tags=["chat"])
+agent = APIRouter(prefix="/api/v1", tags=["chat"])
+
+
+def _chat(request: Request | WebSocket) -> ChatHub:
+    chat: ChatHub = request.app.state.chat
+    return chat
+
+
+def _cors(chat: ChatHub, request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    if origin and chat.origin_allowed(origin):
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
+
+
+@resident.get("/widget.js", include_in_schema=False)
+async def widget_js(request: Request) -> Response:
+    return _asset(request, "widget.js")
+
+
+@resident.get("/widget.css", include_in_schema=False)
+async def widget_css(request: Request) -> Response:
+    return _asset(request, "widget.css")
+
+
+def _asset(request: Request, name: str) -> Response:
+    asset = _chat(request).assets.get(name)
+    if asset is None:
+        raise Problem(404, f"The chat widget's {name} is not installed on this hub (templates/chat/{name}).")
+    headers = {"ETag": asset.etag, "Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+@resident.get("/config")
+async def config(request: Request, lang: Annotated[str | None, Query(max_length=35)] = None) -> JSONResponse:
+    """What the widget needs before it connects: its words in the resident's language, and whether anyone can
+    answer now (business hours, agents online)."""
+    chat = _chat(request)
+    chosen = chat.catalogue.language(lang or request.headers.get("accept-language"))
+    body: dict[str, Any] = {
+        "lang": chosen,
+        "languages": chat.catalogue.languages,
+        "strings": dict(chat.catalogue.strings(chosen)),
+        "max_chars": chat.settings.chat_max_chars,
+        **await chat.availability(chosen),
+    }
+    return JSONResponse(body, headers={**_cors(chat, request), "Cache-Control": "no-store"})
+
+
+@resident.get("/demo", include_in_schema=False)
+async def demo(request: Request, rt: RuntimeDep, lang: Annotated[str | None, Query(max_length=35)] = None) -> Response:
+    """A plain stand-in for the city's website with the widget's one script tag: what `carehub dev` shows."""
+    chat = _chat(request)
+    chosen = chat.catalogue.language(lang)
+    page = rt.templates.env.get_template("chat/demo.html.j2").render(
+        lang=chosen, city_name=rt.settings.city_name, widget_url=str(request.url_for("widget_js"))
+    )
+    return HTMLResponse(
+        page,
+        headers={"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:"},
+    )
+
+
+@resident.websocket("/ws")
+async def chat_socket(ws: WebSocket) -> None:
+    chat = _chat(ws)
+    rt: Runtime = ws.app.state.runtime
+    if not chat.origin_allowed(ws.headers.get("origin")):
+        await ws.close(code=4403, reason="this site may not open the city's chat")
+        return
+    ip = ws.client.host if ws.client is not None else "unknown"
+    if not chat.sockets_per_ip.try_open(ip):
+        await ws.accept()
+        await ws.close(code=4429, reason="too many chats open from this address")
+        return
+    try:
+        await ws.accept()
+        session = ChatSession(rt, chat, ws, ip)
+        chat.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            chat.sessions.discard(session)
+    finally:
+        chat.sockets_per_ip.close(ip)
+
+
+class TypingUpdate(BaseModel):
+    on: bool
+
+
+class ReadUpdate(BaseModel):
+    seq: int = Field(ge=1)
+
+
+async def _open_conversation(rt: Runtime, ref: str) -> tuple[int, chats.Conversation]:
+    ticket_id = tickets.ticket_id_from(rt.settings, ref)
+    async with rt.transaction() as tx:
+        conversation = await chats.latest_for_ticket(tx.conn, ticket_id)
+    if conversation is None:
+        raise Problem(409, f"{ref} is not a web chat ticket.")
+    return ticket_id, conversation
+
+
+@agent.post("/tickets/{ref}/typing", status_code=status.HTTP_204_NO_CONTENT)
+async def agent_typing(ref: str, update: TypingUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
+    """Show (or stop showing) "an agent is typing" in the resident's chat."""
+    _, conversation = await _open_conversation(rt, ref)
+    rt.publish_soon([(service.topic(conversation.id), Event(text=frame("typing", on=update.on)))])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@agent.post("/tickets/{ref}/read", status_code=status.HTTP_204_NO_CONTENT)
+async def agent_read(ref: str, update: ReadUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
+    """Tell the resident their messages up to seq have been read."""
+    _, conversation = await _open_conversation(rt, ref)
+    async with rt.transaction() as tx:
+        if await chats.set_read(tx.conn, conversation.id, by_resident=False, seq=update.seq):
+            tx.staged_events.append((service.topic(conversation.id), Event(text=frame("read", seq=update.seq))))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
