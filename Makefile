@@ -1,7 +1,7 @@
 # carehub developer entry points; CI (.ci/run) calls the same targets, so what passes here passes there.
 #
 #   make dev     start the embedded all-in-one hub (SQLite, in-process delivery); HOST=… PORT=… to override
-#   make test    start local Redis + PostgreSQL if needed, then pytest (SQLite and PostgreSQL); PYTEST_ARGS=… to pass on
+#   make test    start local Redis + PostgreSQL (and install Chromium) if needed, then pytest; PYTEST_ARGS=… to pass on
 #   make check   ruff lint, ruff format check, mypy --strict
 #   make bench   run the benchmarks in bench/ (needs Redis + PostgreSQL, started like for tests); BENCH_ARGS=… to pass on
 #   make bootstrap   only install the pinned uv into .tools/ and sync .venv from uv.lock (the others do it first)
@@ -42,6 +42,7 @@ dev: bootstrap
 
 test: bootstrap
 	scripts/services-up
+	scripts/browser-up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: bootstrap

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from carehub import health
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
+from carehub.chat.writer import ChatWriter
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await rt.open_hot_pool()
         app.state.chat = chat_hub = ChatHub(settings, rt.templates.root, rt.presence)
+        if rt.hot_pool is not None:
+            chat_hub.writer = ChatWriter(rt.hot_pool)
+            chat_hub.writer.start()
         rt.broker.on_resync = chat_hub.resync_all
         await rt.broker.start()
         sweeper = await start_delivery(rt)
@@ -77,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await smtpd.wait_closed()
             if sweeper is not None:
                 await sweeper.stop()
+            if chat_hub.writer is not None:
+                await chat_hub.writer.aclose()
             await rt.aclose()
 
     app = FastAPI(

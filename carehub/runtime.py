@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from carehub.realtime.presence import Presence, RedisPresence
 from carehub.settings import Settings
 from channels.base import ChannelAdapter, ChannelKind, ChannelSender
 from channels.registry import build_adapters
-
-log = logging.getLogger("carehub")
 
 
 @dataclass
@@ -87,14 +84,8 @@ class Runtime:
     def publish_soon(self, events: list[tuple[str, Event]]) -> None:
         """Publish committed changes to live listeners without making the caller wait or fail: a lost event is
         made good by the listeners' re-sync from the database."""
-        self.in_background(self._publish(events))
-
-    async def _publish(self, events: list[tuple[str, Event]]) -> None:
-        try:
-            for topic, event in events:
-                await self.broker.publish(topic, event)
-        except Exception as exc:
-            log.warning("could not publish %d live events (%r); listeners re-sync on reconnect", len(events), exc)
+        for topic, event in events:
+            self.broker.publish(topic, event)
 
     def enqueue_soon(self, outbox_ids: list[int]) -> None:
         """Enqueue committed rows without making the caller wait (a webhook answers first). Losing this enqueue

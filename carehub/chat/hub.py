@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from carehub.chat.catalogue import Catalogue
 from carehub.chat.hours import Schedule
 from carehub.chat.limits import ConnectionCounter, RateLimiter
+from carehub.chat.writer import ChatWriter
 from carehub.clock import utcnow
 from carehub.realtime.presence import Presence
 from carehub.settings import Environment, Settings
@@ -54,6 +55,7 @@ class ChatHub:
         self.typing_per_conversation = RateLimiter(60, burst=3)
         self.sockets_per_ip = ConnectionCounter(settings.chat_ip_max_connections)
         self.sessions: set[LiveSocket] = set()
+        self.writer: ChatWriter | None = None  # PostgreSQL: residents' messages stored in batches
         self.origins = frozenset(
             origin_of(u) for u in [settings.public_url, settings.city_website, *settings.chat_allowed_origins]
         )

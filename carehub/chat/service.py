@@ -81,8 +81,7 @@ def first_name(name: str | None) -> str | None:
     return name.split()[0] if name and name.split() else None
 
 
-def _stage_message(
-    tx: Tx,
+def message_events(
     settings: Settings,
     conversation_id: int,
     appended: Appended,
@@ -92,28 +91,28 @@ def _stage_message(
     cid: str | None = None,
     agent_name: str | None = None,
     origin: str | None = None,
-) -> None:
+) -> list[tuple[str, Event]]:
+    """What a stored chat message tells its conversation's sockets and the agents."""
     reference = format_reference(settings.ticket_prefix, appended.ticket_id)
     text = message_frame(
         seq=appended.seq, cid=cid, sender=sender, name=first_name(agent_name), body=body, at=appended.at
     )
-    tx.staged_events.append((topic(conversation_id), Event(text=text, seq=appended.seq, origin=origin)))
-    tx.staged_events.append(
-        (
-            AGENTS_TOPIC,
-            agent_event(
-                "message.created",
-                reference=reference,
-                ticket_id=appended.ticket_id,
-                message_id=appended.message_id,
-                channel=ChannelKind.CHAT.value,
-                direction="in" if sender == "resident" else "out",
-                body=body,
-                seq=appended.seq,
-                at=appended.at.isoformat(),
-            ),
-        )
+    agents = agent_event(
+        "message.created",
+        reference=reference,
+        ticket_id=appended.ticket_id,
+        message_id=appended.message_id,
+        channel=ChannelKind.CHAT.value,
+        direction="in" if sender == "resident" else "out",
+        body=body,
+        seq=appended.seq,
+        at=appended.at.isoformat(),
     )
+    return [(topic(conversation_id), Event(text=text, seq=appended.seq, origin=origin)), (AGENTS_TOPIC, agents)]
+
+
+def _stage_message(tx: Tx, settings: Settings, conversation_id: int, appended: Appended, **kw: Any) -> None:
+    tx.staged_events.extend(message_events(settings, conversation_id, appended, **kw))
 
 
 async def open_conversation(

@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -35,6 +36,7 @@ from carehub.chat.protocol import (
 from carehub.chat.repository import Appended, Conversation
 from carehub.clock import utcnow
 from carehub.db import AnyRow
+from carehub.models import ChatStatus
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC, agent_event
 from carehub.runtime import Runtime
@@ -43,6 +45,7 @@ from channels.base import ChannelKind
 log = logging.getLogger("carehub.chat")
 
 REPLAY_PAGE = 500
+CLOSED_FRAME_PREFIX = frame("closed")[:-1]  # '{"type":"closed"' whatever fields follow
 
 
 class SessionClosed(Exception):
@@ -170,6 +173,21 @@ class ChatSession:
         await self._ack(msg.cid, appended)
 
     async def _store(self, conversation: Conversation, cid: str, body: str) -> Appended:
+        if self.chat.writer is not None:  # PostgreSQL: batched with other sockets' messages, one round trip
+            appended = await self.chat.writer.append(conversation.id, cid, body)
+            if not appended.duplicate:
+                self.rt.publish_soon(
+                    service.message_events(
+                        self.rt.settings,
+                        conversation.id,
+                        appended,
+                        body=body,
+                        sender="resident",
+                        cid=cid,
+                        origin=self.id,
+                    )
+                )
+            return appended
         now = utcnow()
         try:
             async with self.rt.transaction() as tx:
@@ -204,6 +222,8 @@ class ChatSession:
         view = service.conversation_view(opened.conversation, self.rt.settings, last_seq=opened.ack.seq)
         await self.send(frame("session", token=opened.token, conversation=view))
         await self._ack(msg.cid, opened.first)
+        # Its first events (the acknowledgement) went out before this socket listened: read them back.
+        self.resync()
 
     async def _ack(self, cid: str, appended: Appended) -> None:
         async with self._send_lock:
@@ -316,6 +336,9 @@ class ChatSession:
             while self._pending:
                 event = self._pending.popleft()
                 if event.seq is None:
+                    if event.text.startswith(CLOSED_FRAME_PREFIX) and self.conversation is not None:
+                        # Ended elsewhere (another tab, an agent resolving the ticket): refuse messages from now on.
+                        self.conversation = replace(self.conversation, status=ChatStatus.CLOSED)
                     if event.text:
                         await self.send(event.text)
                     else:

@@ -18,6 +18,7 @@ log = logging.getLogger("carehub.realtime")
 
 SEP = "\x1f"  # unit separator: never in JSON text, so it splits the wire form unambiguously
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+PUBLISH_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,8 @@ class Broker:
     def listening(self, topic: str) -> bool:
         return topic in self._listeners
 
-    async def publish(self, topic: str, event: Event) -> None:
+    def publish(self, topic: str, event: Event) -> None:
+        """Hand an event to every listener of the topic, on every replica; never waits, never raises."""
         self._dispatch(topic, event)
 
     def _dispatch(self, topic: str, event: Event) -> None:
@@ -89,6 +91,8 @@ class RedisBroker(Broker):
         self._prefix = prefix + ":"
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._outgoing: list[tuple[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
         # Subscribed always, so the reader has something to read before the first listener comes.
         self._control = self._prefix + "hub"
 
@@ -96,6 +100,9 @@ class RedisBroker(Broker):
         self._reader = asyncio.create_task(self._read_forever(), name="carehub-pubsub")
 
     async def aclose(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._flusher, 5)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,8 +128,24 @@ class RedisBroker(Broker):
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe(self._prefix + topic)
 
-    async def publish(self, topic: str, event: Event) -> None:
-        await self._redis.publish(self._prefix + topic, event.encode())
+    def publish(self, topic: str, event: Event) -> None:
+        # Queued and sent by one flusher, many to a pipeline: in order, and a busy hub pays one round trip for
+        # many events instead of one each.
+        self._outgoing.append((self._prefix + topic, event.encode()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._outgoing:
+            batch, self._outgoing = self._outgoing[:PUBLISH_BATCH], self._outgoing[PUBLISH_BATCH:]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                # Listeners re-sync from the database (a reconnecting client, a gap in sequence numbers).
+                log.warning("could not publish %d live events (%s)", len(batch), exc)
 
     async def _read_forever(self) -> None:
         failures = 0

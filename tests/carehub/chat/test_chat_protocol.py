@@ -217,3 +217,29 @@ async def test_bad_frames_get_a_plain_error_and_the_socket_stays_open(
         assert error["detail"]
         await jo.send(type="ping")
         assert (await jo.next())["type"] == "pong"
+
+
+async def test_the_same_message_resent_from_two_tabs_at_once_is_stored_once(live: LiveHub) -> None:
+    async with resident(live.ws_url) as tab1:
+        await tab1.hello()
+        await tab1.say("Opening")
+        reference = next(f for f in tab1.frames if f["type"] == "session")["conversation"]["reference"]
+        async with resident(live.ws_url, token=tab1.token, last_seq=2) as tab2:
+            await tab2.hello()
+            cid = new_cid()
+            acks = await asyncio.gather(tab1.say("Sent twice", cid=cid), tab2.say("Sent twice", cid=cid))
+            assert acks[0]["seq"] == acks[1]["seq"]
+    assert await count_messages(live, reference) == 3
+
+
+async def test_a_chat_ended_in_another_tab_refuses_new_messages(live: LiveHub) -> None:
+    async with resident(live.ws_url) as tab1:
+        await tab1.hello()
+        await tab1.say("Opening")
+        async with resident(live.ws_url, token=tab1.token, last_seq=2) as tab2:
+            await tab2.hello()
+            await tab2.send(type="close", transcript=None)
+            await tab2.expect("closed")
+            await tab1.expect("closed")
+            await tab1.send(type="message", cid=new_cid(), body="Hello?")
+            assert (await tab1.expect("error"))["code"] == "closed"
