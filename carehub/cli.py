@@ -76,6 +76,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     )
     if token:
         _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {token}")
+    _print(
+        f"Web chat: the widget on a demo page at http://{args.host}:{args.port}/chat/demo; agents see it live on "
+        "GET /api/v1/events (chat is offered in CAREHUB_CHAT_HOURS while an agent holds that stream open)"
+    )
     if settings.smtp_inbound_in_process:
         _print(
             f"Email: mail to {settings.email_from_address} is taken on smtp://{settings.smtp_inbound_host}:"
