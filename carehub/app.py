@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             chat_hub.writer.start()
         rt.broker.on_resync = chat_hub.resync_all
         await rt.broker.start()
+        availability = asyncio.create_task(chat_hub.watch_availability())
         sweeper = await start_delivery(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await smtpd.wait_closed()
             if sweeper is not None:
                 await sweeper.stop()
+            availability.cancel()
             if chat_hub.writer is not None:
                 await chat_hub.writer.aclose()
             await rt.aclose()

@@ -3,8 +3,10 @@ widget's files (read and compressed once); and the answer to "can someone answer
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,14 +15,22 @@ from urllib.parse import urlsplit
 from carehub.chat.catalogue import Catalogue
 from carehub.chat.hours import Schedule
 from carehub.chat.limits import ConnectionCounter, RateLimiter
+from carehub.chat.protocol import frame
 from carehub.chat.writer import ChatWriter
 from carehub.clock import utcnow
 from carehub.realtime.presence import Presence
 from carehub.settings import Environment, Settings
 
+log = logging.getLogger("carehub.chat")
+AVAILABILITY_CHECK_SECONDS = 15.0
+
 
 class LiveSocket(Protocol):
+    lang: str
+
     def resync(self) -> None: ...
+
+    def notify(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,14 +94,38 @@ class ChatHub:
             return urlsplit(origin).hostname in {"127.0.0.1", "localhost", "::1"}
         return False
 
-    async def availability(self, lang: str) -> dict[str, Any]:
-        strings = self.catalogue.strings(lang)
-        reason = None
+    async def unavailable_reason(self) -> str | None:
         if not self.schedule.is_open(utcnow()):
-            reason = "after_hours"
-        elif self.settings.chat_require_agent_online and await self.presence.online() == 0:
-            reason = "no_agents"
-        return {"available": reason is None, "reason": reason, "hours": self.schedule.describe(strings, lang)}
+            return "after_hours"
+        if self.settings.chat_require_agent_online and await self.presence.online() == 0:
+            return "no_agents"
+        return None
+
+    def availability_of(self, reason: str | None, lang: str) -> dict[str, Any]:
+        hours = self.schedule.describe(self.catalogue.strings(lang), lang)
+        return {"available": reason is None, "reason": reason, "hours": hours}
+
+    async def availability(self, lang: str) -> dict[str, Any]:
+        return self.availability_of(await self.unavailable_reason(), lang)
+
+    async def watch_availability(self) -> None:
+        """Tell open chats when someone becomes able to answer, or no longer is (hours end, last agent leaves)."""
+        last = await self.unavailable_reason()
+        while True:
+            await asyncio.sleep(AVAILABILITY_CHECK_SECONDS)
+            try:
+                reason = await self.unavailable_reason()
+            except Exception as exc:  # Redis away: keep the last answer, try again next time
+                log.warning("could not check chat availability: %r", exc)
+                continue
+            if reason == last:
+                continue
+            last = reason
+            frames: dict[str, str] = {}
+            for session in list(self.sessions):
+                if session.lang not in frames:
+                    frames[session.lang] = frame("availability", **self.availability_of(reason, session.lang))
+                session.notify(frames[session.lang])
 
     def text(self, lang: str, key: str, **values: object) -> str:
         return self.catalogue.strings(lang)[key].format(**values)

@@ -322,6 +322,11 @@ class ChatSession:
         self._pending.append(event)
         self._kick()
 
+    def notify(self, text: str) -> None:
+        """Send a frame that is not a message (availability), in turn with the rest."""
+        self._pending.append(Event(text=text))
+        self._kick()
+
     def resync(self) -> None:
         """Pub/sub may have dropped events (Redis reconnected): look in the database for anything newer."""
         self._pending.append(Event(text="", seq=None))

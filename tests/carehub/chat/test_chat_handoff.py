@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from carehub.chat import hub as chat_hub
 from carehub.settings import Settings
 from tests.carehub.chat.conftest import chat_settings
 from tests.conftest import mail_settings
@@ -176,3 +177,18 @@ async def test_chat_is_available_only_while_an_agent_is_online(settings: Setting
         response = await live.client.get("/chat/config", params={"lang": "fr-CA"})
         assert response.json()["reason"] == "no_agents"
         assert response.json()["lang"] == "fr"
+
+
+async def test_open_chats_are_told_when_an_agent_comes_online(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat_hub, "AVAILABILITY_CHECK_SECONDS", 0.05)
+    async with live_hub(chat_settings(settings, chat_require_agent_online=True)) as live:
+        token = await live.agent_token()
+        async with resident(live.ws_url) as jo:
+            assert (await jo.hello())["reason"] == "no_agents"
+            async with agent_stream(live.url, token):
+                assert (await jo.expect("availability"))["available"] is True
+            changed = await jo.expect("availability")
+            assert changed["available"] is False
+            assert changed["reason"] == "no_agents"
