@@ -143,6 +143,8 @@ class ChatConversation(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
     # The resume token names this random key (also the chat address), never the guessable id alone.
     token_key: str = _str(32, unique=True)
+    # The client id of the first message: a resend of it (the session frame was lost) finds this conversation.
+    opening_cid: str = _str(64, unique=True)
     status: ChatStatus = _str(8, default=ChatStatus.OPEN)
     last_seq: int = 0
     resident_read_seq: int = 0

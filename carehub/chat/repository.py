@@ -66,6 +66,7 @@ async def create(
     *,
     ticket_id: int,
     key: str,
+    opening_cid: str,
     language: str,
     given_email: str | None,
     given_phone: str | None,
@@ -77,6 +78,7 @@ async def create(
             .values(
                 ticket_id=ticket_id,
                 token_key=key,
+                opening_cid=opening_cid,
                 status=ChatStatus.OPEN.value,
                 last_seq=0,
                 resident_read_seq=0,
@@ -95,6 +97,15 @@ async def create(
 
 async def by_key(conn: AsyncConnection, key: str) -> Conversation | None:
     row = (await conn.execute(select(CONVERSATIONS).where(CONVERSATIONS.c.token_key == key))).one_or_none()
+    return None if row is None else Conversation.from_row(row)
+
+
+async def by_opening_cid(conn: AsyncConnection, cid: str, since: datetime) -> Conversation | None:
+    row = (
+        await conn.execute(
+            select(CONVERSATIONS).where(CONVERSATIONS.c.opening_cid == cid, CONVERSATIONS.c.created_at >= since)
+        )
+    ).one_or_none()
     return None if row is None else Conversation.from_row(row)
 
 

@@ -5,7 +5,7 @@ Runs inside the caller's transaction (never commits) and stages the live events 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,13 +62,17 @@ def mask(channel: ChannelKind, address: str) -> str:
     return f"***{address[-4:]}"
 
 
+# How long a resent first message (its session frame was lost) still finds its conversation: long enough for any
+# reconnect, short enough that an opening client id is no lasting credential.
+REOPEN_WINDOW = timedelta(minutes=15)
+
+
 @dataclass(frozen=True)
 class Opened:
     conversation: Conversation
     token: str
-    reference: str
     first: Appended
-    ack: Appended
+    resent: bool = False  # the first message was stored before: this is the same conversation, not a new one
 
 
 def sender_of(direction: str, author_agent_id: int | None) -> str:
@@ -130,8 +134,16 @@ async def open_conversation(
     origin: str | None = None,
 ) -> Opened:
     """The resident's first message: contact, chat address, ticket, conversation, the message (seq 1) and the
-    acknowledgement with the reference (seq 2)."""
+    acknowledgement with the reference (seq 2). The same first message again (its answer never reached the
+    client) is the conversation it opened."""
     conn = tx.conn
+    token_expiry = now + timedelta(days=settings.chat_token_ttl_days)
+    secret = settings.chat_token_secret.get_secret_value()
+    earlier = await chats.by_opening_cid(conn, cid, now - REOPEN_WINDOW)
+    if earlier is not None:
+        first = await chats.find_duplicate(conn, earlier.id, cid)
+        if first is not None:
+            return Opened(earlier, tokens.issue(secret, earlier.key, token_expiry), first, resent=True)
     key = tokens.new_key()
     sender = await contacts.create_sender(
         conn, ChannelKind.CHAT, key, now, language=language, display_name=(name or "").strip()[:200] or None
@@ -148,6 +160,7 @@ async def open_conversation(
         conn,
         ticket_id=ticket_id,
         key=key,
+        opening_cid=cid,
         language=language,
         given_email=_given(settings, ChannelKind.EMAIL, email),
         given_phone=_given(settings, ChannelKind.SMS, phone),
@@ -160,10 +173,7 @@ async def open_conversation(
     ack = await chats.append(conn, conversation.id, body=ack_text, inbound=False, now=now, meta={"auto": "ack"})
     _stage_message(tx, settings, conversation.id, ack, body=ack_text, sender="system")
     tx.staged_events.append((AGENTS_TOPIC, agent_event("ticket.created", reference=reference, ticket_id=ticket_id)))
-    token = tokens.issue(
-        settings.chat_token_secret.get_secret_value(), key, now + timedelta(days=settings.chat_token_ttl_days)
-    )
-    return Opened(conversation, token, reference, first, ack)
+    return Opened(replace(conversation, last_seq=ack.seq), tokens.issue(secret, key, token_expiry), first)
 
 
 def _given(settings: Settings, channel: ChannelKind, value: str | None) -> str | None:

@@ -203,23 +203,30 @@ class ChatSession:
             return duplicate
 
     async def _open(self, msg: SendMessage, body: str) -> None:
-        async with self.rt.transaction() as tx:
-            opened = await service.open_conversation(
-                tx,
-                self.rt.settings,
-                self.rt.templates,
-                cid=msg.cid,
-                body=body,
-                language=self.lang,
-                name=msg.name,
-                email=msg.email,
-                phone=msg.phone,
-                now=utcnow(),
-                origin=self.id,
-            )
+        for attempt in (1, 2):
+            try:
+                async with self.rt.transaction() as tx:
+                    opened = await service.open_conversation(
+                        tx,
+                        self.rt.settings,
+                        self.rt.templates,
+                        cid=msg.cid,
+                        body=body,
+                        language=self.lang,
+                        name=msg.name,
+                        email=msg.email,
+                        phone=msg.phone,
+                        now=utcnow(),
+                        origin=self.id,
+                    )
+                break
+            except IntegrityError:
+                if attempt == 2:  # the same first message raced in twice: the second finds the first's
+                    raise
         self.conversation = opened.conversation
+        self.lang = opened.conversation.language
         await self._listen(opened.conversation)
-        view = service.conversation_view(opened.conversation, self.rt.settings, last_seq=opened.ack.seq)
+        view = service.conversation_view(opened.conversation, self.rt.settings)
         await self.send(frame("session", token=opened.token, conversation=view))
         await self._ack(msg.cid, opened.first)
         # Its first events (the acknowledgement) went out before this socket listened: read them back.

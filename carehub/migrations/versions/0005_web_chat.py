@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("token_key", sa.String(length=32), nullable=False),
+        sa.Column("opening_cid", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("resident_read_seq", sa.Integer(), nullable=False),
@@ -41,6 +42,7 @@ def upgrade() -> None:
             ["tickets.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("opening_cid"),
         sa.UniqueConstraint("token_key"),
     )
     with op.batch_alter_table("chat_conversations", schema=None) as batch_op:

@@ -243,3 +243,25 @@ async def test_a_chat_ended_in_another_tab_refuses_new_messages(live: LiveHub) -
             await tab1.expect("closed")
             await tab1.send(type="message", cid=new_cid(), body="Hello?")
             assert (await tab1.expect("error"))["code"] == "closed"
+
+
+async def test_a_first_message_resent_after_its_session_frame_was_lost_opens_no_second_ticket(
+    live: LiveHub, agent_token: str
+) -> None:
+    cid = new_cid()
+    async with resident(live.ws_url) as jo:
+        await jo.hello()
+        await jo.send(type="message", cid=cid, body="Broken swing at Kinsmen Park")
+        session = await jo.expect("session")  # stored; now the client loses it, as if the socket died first
+        jo.ws.transport.abort()
+
+    async with resident(live.ws_url) as again:  # no token: the widget never kept one
+        await again.hello()
+        ack = await again.say("Broken swing at Kinsmen Park", cid=cid)
+        resumed = next(f for f in again.frames if f["type"] == "session")
+        assert resumed["conversation"]["reference"] == session["conversation"]["reference"]
+        assert ack["seq"] == 1
+        assert (await again.expect("message", seq=2))["from"] == "system"  # the rest follows, once
+
+    listing = await live.client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {agent_token}"})
+    assert [t["reference"] for t in listing.json()["items"]] == [session["conversation"]["reference"]]
