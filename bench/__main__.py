@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import email_ingest, email_outbound, inbound_sms
+from bench import chat, email_ingest, email_outbound, inbound_sms
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "inbound_sms": inbound_sms.main,
     "email_ingest": email_ingest.main,
     "email_outbound": email_outbound.main,
+    "chat": chat.main,
 }
 
 

@@ -13,7 +13,8 @@ WS_IMPLEMENTATION = "websockets-sansio"  # uvicorn's: about half the memory per 
 WS_MAX_FRAME_BYTES = 8 * 1024  # a 2,000-character message is at most ~8 KB of UTF-8 JSON; larger closes with 1009
 HELLO_TIMEOUT_SECONDS = 10.0
 
-ClientId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+# At least 96 bits of randomness in practice: a first message's client id finds its conversation again for a while.
+ClientId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 
 
 class _Frame(BaseModel):
@@ -90,6 +91,12 @@ def _iso(value: object) -> str:
 
 def message_frame(*, seq: int, cid: str | None, sender: str, name: str | None, body: str, at: datetime) -> str:
     return frame("message", seq=seq, cid=cid, **{"from": sender}, name=name, body=body, at=at)
+
+
+def ack_frame(cid: str, seq: int, at: datetime) -> str:
+    """The commonest frame, built without the JSON encoder: a client id is [A-Za-z0-9_-] (validated), so it needs
+    no escaping."""
+    return f'{{"type":"ack","cid":"{cid}","seq":{seq},"at":"{_iso(at)}"}}'
 
 
 PONG = frame("pong")

@@ -21,7 +21,7 @@ from carehub.db import Tx
 from carehub.inbound.service import subject_from
 from carehub.messaging.templates import MessageTemplates
 from carehub.models import ChatStatus
-from carehub.outbox import repository as outbox
+from carehub.outbox.staging import queue_message
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC, agent_event
 from carehub.settings import Settings
@@ -269,16 +269,9 @@ async def handoff(
         city_name=settings.city_name,
         reference=reference,
     )
-    ack_id = await tickets.add_outbound_message(
-        conn,
-        ticket_id=conversation.ticket_id,
-        channel=channel,
-        body=ack_body,
-        author_agent_id=None,
-        now=now,
-        meta={"auto": "ack"},
+    await queue_message(
+        tx, ticket_id=conversation.ticket_id, channel=channel, to=address, body=ack_body, now=now, meta={"auto": "ack"}
     )
-    tx.staged_outbox.append(await outbox.stage(conn, message_id=ack_id, channel=channel, to_address=address, now=now))
     masked = mask(channel, address)
     note = templates.render(ChannelKind.CHAT, "handoff", conversation.language, by=channel.value, address=masked)
     await system_message(tx, settings, conversation, note, now, {"auto": "handoff", "channel": channel.value})
@@ -311,18 +304,15 @@ async def close(
     )
     await system_message(tx, settings, conversation, note, now, {"auto": "closed"})
     if to is not None:
-        text = await transcript(conn, settings, conversation)
-        message_id = await tickets.add_outbound_message(
-            conn,
+        await queue_message(
+            tx,
             ticket_id=conversation.ticket_id,
             channel=ChannelKind.EMAIL,
-            body=text,
-            author_agent_id=None,
+            to=to,
+            body=await transcript(conn, settings, conversation),
             now=now,
             meta={"auto": "transcript"},
         )
-        outbox_id = await outbox.stage(conn, message_id=message_id, channel=ChannelKind.EMAIL, to_address=to, now=now)
-        tx.staged_outbox.append(outbox_id)
     tx.staged_events.append((topic(conversation.id), Event(text=frame("closed", transcript=to is not None))))
     reference = format_reference(settings.ticket_prefix, conversation.ticket_id)
     tx.staged_events.append((AGENTS_TOPIC, agent_event("chat.closed", reference=reference)))

@@ -30,6 +30,7 @@ from carehub.chat.protocol import (
     Read,
     SendMessage,
     Typing,
+    ack_frame,
     frame,
     message_frame,
 )
@@ -234,7 +235,7 @@ class ChatSession:
 
     async def _ack(self, cid: str, appended: Appended) -> None:
         async with self._send_lock:
-            await self.ws.send_text(frame("ack", cid=cid, seq=appended.seq, at=appended.at))
+            await self.ws.send_text(ack_frame(cid, appended.seq, appended.at))
             if appended.seq == self.sent_seq + 1:
                 self.sent_seq = appended.seq  # the client has it: no need to send it back as a message
         self._kick()

@@ -20,7 +20,7 @@ log = logging.getLogger("carehub.chat")
 APPEND_CALL = "SELECT r_index, r_message, r_seq, r_ticket, r_at, r_duplicate FROM carehub_chat_append($1, $2, $3, $4)"
 MAX_BATCH = 200
 WRITERS = 4  # calls in flight at once (each on its own pooled connection)
-DEADLOCK_RETRIES = 3
+RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +73,14 @@ class ChatWriter:
             [p.body for p in batch],
             utcnow(),
         )
-        for attempt in range(DEADLOCK_RETRIES):
+        for attempt in range(RETRIES):
             try:
                 rows = await self._pool.fetch(APPEND_CALL, *args)
                 break
-            except asyncpg.exceptions.DeadlockDetectedError:
-                # An agent's change locked a ticket first; the whole batch rolled back, so it is safe to redo.
-                if attempt == DEADLOCK_RETRIES - 1:
+            except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.UniqueViolationError):
+                # An agent's change locked a ticket first, or the same message came in another batch at the same
+                # moment (two tabs resending it): the whole batch rolled back, and the redo finds the other's row.
+                if attempt == RETRIES - 1:
                     raise
         for row in rows:
             p = batch[row["r_index"] - 1]

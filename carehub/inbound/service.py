@@ -12,7 +12,7 @@ from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.db import Tx
 from carehub.messaging.templates import MessageTemplates
-from carehub.outbox import repository as outbox
+from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
 from carehub.runtime import Runtime
 from carehub.settings import Settings
@@ -168,17 +168,7 @@ async def ingest(
     ack = acks.get(sender.language, acks["en"]).replace(
         REFERENCE_SLOT, format_reference(settings.ticket_prefix, ticket_id)
     )
-    ack_message_id = await tickets.add_outbound_message(
-        conn,
-        ticket_id=ticket_id,
-        channel=msg.channel,
-        body=ack,
-        author_agent_id=None,
-        now=now,
-        meta={"auto": "ack"},
+    _, ack_outbox_id = await queue_message(
+        tx, ticket_id=ticket_id, channel=msg.channel, to=msg.from_address, body=ack, now=now, meta={"auto": "ack"}
     )
-    ack_outbox_id = await outbox.stage(
-        conn, message_id=ack_message_id, channel=msg.channel, to_address=msg.from_address, now=now
-    )
-    tx.staged_outbox.append(ack_outbox_id)
     return Ingested(ticket_id, message_id, new_ticket=True, ack_outbox_id=ack_outbox_id)

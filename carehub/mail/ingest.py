@@ -26,6 +26,7 @@ from carehub.mail import repository as mail
 from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
 from carehub.models import ACTIVE_TICKET_STATUSES, InboundEmailStatus, TicketStatus
 from carehub.outbox import repository as outbox
+from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
 from carehub.runtime import Runtime
 from carehub.tickets import repository as tickets
@@ -404,12 +405,7 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[st
 
 async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
     text_body, _html = ack_mail(rt, language, format_reference(rt.settings.ticket_prefix, ticket_id))
-    ack_message_id = await tickets.add_outbound_message(
-        tx.conn, ticket_id=ticket_id, channel=EMAIL, body=text_body, author_agent_id=None, now=now, meta={"auto": "ack"}
-    )
-    tx.staged_outbox.append(
-        await outbox.stage(tx.conn, message_id=ack_message_id, channel=EMAIL, to_address=to, now=now)
-    )
+    await queue_message(tx, ticket_id=ticket_id, channel=EMAIL, to=to, body=text_body, now=now, meta={"auto": "ack"})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from carehub.models import (
     TicketSummary,
     TicketUpdate,
 )
-from carehub.outbox import repository as outbox
+from carehub.outbox.staging import queue_message
 from carehub.problems import Problem
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
@@ -133,17 +133,16 @@ async def reply(
             f"Mail to {address.address} bounced ({address.undeliverable_reason}), so nothing more is sent there "
             "until the resident writes from it again. Reach them on another channel they have used.",
         )
-    message_id = await tickets.add_outbound_message(
-        conn,
+    message_id, _ = await queue_message(
+        tx,
         ticket_id=ticket_id,
         channel=channel,
+        to=address.address,
         body=body,
-        author_agent_id=agent.id,
         now=now,
+        author_agent_id=agent.id,
         idempotency_key=idempotency_key,
     )
-    outbox_id = await outbox.stage(conn, message_id=message_id, channel=channel, to_address=address.address, now=now)
-    tx.staged_outbox.append(outbox_id)
     await tickets.note_reply(conn, ticket_id, now)
     await audit.agent_on_ticket(conn, agent.id, "reply", ticket_id, now, {"message_id": message_id})
     return message_id

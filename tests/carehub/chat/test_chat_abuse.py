@@ -89,7 +89,7 @@ async def test_a_silent_socket_is_closed_after_the_hello_deadline(
 async def test_a_frame_over_8_kib_closes_the_socket(live: LiveHub) -> None:
     async with resident(live.ws_url) as jo:
         await jo.hello()
-        await jo.send(type="message", cid="abcdefgh", body="é" * 5000)  # ~10 KB of UTF-8
+        await jo.send(type="message", cid="abcdefgh-ijklmnop", body="é" * 5000)  # ~10 KB of UTF-8
         assert (await close_of(jo.ws))[0] == 1009
 
 
@@ -98,7 +98,7 @@ async def test_messages_past_the_conversation_rate_are_refused_not_stored(settin
         await jo.hello()
         accepted = refused = 0
         for i in range(12):
-            await jo.send(type="message", cid=f"message-{i:04d}", body=f"spam {i}")
+            await jo.send(type="message", cid=f"rate-test-message-{i:04d}", body=f"spam {i}")
             while True:
                 frame = await jo.next()
                 if frame["type"] == "ack":

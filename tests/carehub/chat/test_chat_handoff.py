@@ -124,7 +124,7 @@ async def test_closing_with_a_transcript_mails_the_conversation(live_mail: LiveH
         await jo.send(type="close", transcript="jo@example.org")
         closed = await jo.expect("closed")
         assert closed["transcript"] is True
-        await jo.send(type="message", cid="after-close-1", body="One more thing")
+        await jo.send(type="message", cid="message-after-the-close", body="One more thing")
         assert (await jo.expect("error"))["code"] == "closed"
 
     [mail] = await smtp_sink.wait_for(1)

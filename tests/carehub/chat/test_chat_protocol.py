@@ -199,9 +199,9 @@ async def test_a_gap_left_by_a_lost_event_is_filled_from_the_database(live: Live
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
-        ({"type": "message", "cid": "abcdefgh", "body": "x" * 2001}, "too_long"),
-        ({"type": "message", "cid": "no", "body": "hi"}, "bad_frame"),
-        ({"type": "message", "cid": "abcdefgh", "body": "   "}, "bad_frame"),
+        ({"type": "message", "cid": "abcdefgh-ijklmnop", "body": "x" * 2001}, "too_long"),
+        ({"type": "message", "cid": "short-id", "body": "hi"}, "bad_frame"),
+        ({"type": "message", "cid": "abcdefgh-ijklmnop", "body": "   "}, "bad_frame"),
         ({"type": "shout"}, "bad_frame"),
         ({"type": "close", "transcript": None}, "no_conversation"),
     ],
