@@ -164,7 +164,7 @@ class Load:
         """Send one message and await its answer (echo: the same text; hub: its `ack`); the round trip in ms."""
         n = conn.sent
         conn.sent += 1
-        cid = f"{self.run}w{self.worker}c{conn.index}n{n}"
+        cid = f"{self.run}-w{self.worker}-c{conn.index:05d}-n{n}"  # 22+ characters: the hub wants 16 or more
         t0 = time.monotonic_ns()
         head = f"{tag} {t0} {cid} "
         body = head + FILLER[: max(self.body_chars - len(head), 0)]
