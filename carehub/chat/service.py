@@ -95,8 +95,10 @@ def message_events(
     cid: str | None = None,
     agent_name: str | None = None,
     origin: str | None = None,
+    to_conversation: bool = True,
 ) -> list[tuple[str, Event]]:
-    """What a stored chat message tells its conversation's sockets and the agents."""
+    """What a stored chat message tells the agents and (unless only its sender's socket is listening, which has
+    it already) its conversation's sockets."""
     reference = format_reference(settings.ticket_prefix, appended.ticket_id)
     text = message_frame(
         seq=appended.seq, cid=cid, sender=sender, name=first_name(agent_name), body=body, at=appended.at
@@ -112,6 +114,8 @@ def message_events(
         seq=appended.seq,
         at=appended.at.isoformat(),
     )
+    if not to_conversation:
+        return [(AGENTS_TOPIC, agents)]
     return [(topic(conversation_id), Event(text=text, seq=appended.seq, origin=origin)), (AGENTS_TOPIC, agents)]
 
 
@@ -187,7 +191,15 @@ def _given(settings: Settings, channel: ChannelKind, value: str | None) -> str |
 
 
 async def resident_message(
-    tx: Tx, settings: Settings, conversation: Conversation, *, cid: str, body: str, now: datetime, origin: str
+    tx: Tx,
+    settings: Settings,
+    conversation: Conversation,
+    *,
+    cid: str,
+    body: str,
+    now: datetime,
+    origin: str,
+    shared: bool = True,
 ) -> Appended:
     """Store a resident's message once: the same client id again (a resend after a reconnect) gets the first."""
     conn = tx.conn
@@ -196,7 +208,17 @@ async def resident_message(
         return duplicate
     appended = await chats.append(conn, conversation.id, body=body, inbound=True, cid=cid, now=now)
     await tickets.note_inbound(conn, appended.ticket_id, now)
-    _stage_message(tx, settings, conversation.id, appended, body=body, sender="resident", cid=cid, origin=origin)
+    _stage_message(
+        tx,
+        settings,
+        conversation.id,
+        appended,
+        body=body,
+        sender="resident",
+        cid=cid,
+        origin=origin,
+        to_conversation=shared,
+    )
     return appended
 
 

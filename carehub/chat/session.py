@@ -46,6 +46,7 @@ from channels.base import ChannelKind
 log = logging.getLogger("carehub.chat")
 
 REPLAY_PAGE = 500
+JOINED = "joined"  # not a frame: another socket of the conversation is listening now
 CLOSED_FRAME_PREFIX = frame("closed")[:-1]  # '{"type":"closed"' whatever fields follow
 
 
@@ -70,6 +71,10 @@ class ChatSession:
         self._pending: deque[Event] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events wait in _pending until the replay is done
+        # Whether another socket (a second tab, anywhere) may be on this conversation: only then do the resident's
+        # own messages go out on its topic. A socket that opened the conversation starts alone; one that resumed
+        # it assumes company and announces itself (JOINED), which tells the others.
+        self.shared = False
 
     # ---- the socket's life ------------------------------------------------------------------------------------
 
@@ -111,8 +116,11 @@ class ChatSession:
             self.conversation = found
             self.lang = found.language
             self.sent_seq = min(hello.last_seq, found.last_seq)
-            # Listen first, then read: whatever is committed after the read arrives as an event.
+            # Listen and announce first, then read: whatever is committed after the read arrives as an event
+            # (or, from a tab that has not yet heard of this one, by the gap it leaves before the next event).
             await self._listen(found)
+            self.shared = True
+            self.rt.publish_soon([(service.topic(found.id), Event(text=JOINED, origin=self.id))])
         availability = await self.chat.availability(self.lang)
         conversation = (
             None if self.conversation is None else service.conversation_view(self.conversation, self.rt.settings)
@@ -186,6 +194,7 @@ class ChatSession:
                         sender="resident",
                         cid=cid,
                         origin=self.id,
+                        to_conversation=self.shared,
                     )
                 )
             return appended
@@ -193,7 +202,7 @@ class ChatSession:
         try:
             async with self.rt.transaction() as tx:
                 return await service.resident_message(
-                    tx, self.rt.settings, conversation, cid=cid, body=body, now=now, origin=self.id
+                    tx, self.rt.settings, conversation, cid=cid, body=body, now=now, origin=self.id, shared=self.shared
                 )
         except IntegrityError:
             # The same message raced in from another tab: it is stored once, and this is its duplicate.
@@ -326,6 +335,9 @@ class ChatSession:
     def on_event(self, event: Event) -> None:
         """The broker's call for each event of this conversation: queue it; the flusher sends in order."""
         if event.seq is not None and event.seq <= self.sent_seq:
+            return
+        if event.text == JOINED:
+            self.shared = self.shared or event.origin != self.id
             return
         self._pending.append(event)
         self._kick()

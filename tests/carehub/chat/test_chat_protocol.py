@@ -157,6 +157,21 @@ async def test_two_tabs_of_one_conversation_both_see_each_message(live: LiveHub)
             assert echoed["from"] == "resident"
 
 
+async def test_the_tab_that_opened_the_chat_learns_of_a_second_tab_and_shows_it_its_messages(live: LiveHub) -> None:
+    """Alone, a socket's own messages are not sent back out (it has them); once a second tab resumes the
+    conversation, the first tab's messages reach it live."""
+    async with resident(live.ws_url) as tab1:
+        await tab1.hello()
+        await tab1.say("First")
+        await tab1.expect("message", seq=2)
+        async with resident(live.ws_url, token=tab1.token, last_seq=2) as tab2:
+            await tab2.hello()
+            ack = await tab1.say("Typed in the first tab")
+            echoed = await tab2.expect("message", seq=ack["seq"])
+            assert echoed["body"] == "Typed in the first tab"
+            assert echoed["cid"] is not None
+
+
 async def test_typing_and_read_state_flow_both_ways(live: LiveHub, agent_token: str) -> None:
     headers = {"Authorization": f"Bearer {agent_token}"}
     async with agent_stream(live.url, agent_token) as stream, resident(live.ws_url) as jo:
