@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from carehub import health
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
+from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
 from carehub.chat.writer import ChatWriter
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
@@ -47,6 +49,17 @@ async def start_delivery(rt: Runtime) -> EmbeddedSweeper | None:
     sweeper = EmbeddedSweeper(lambda: sweep_all(rt), rt.settings.sweep_interval_seconds)
     sweeper.start()
     return sweeper
+
+
+class CarehubApp(FastAPI):
+    """The hub: FastAPI, except that the chat socket (the busiest path) is served straight from ASGI, without the
+    framework's per-frame wrappers (carehub/chat/socket.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == CHAT_SOCKET_PATH:
+            await chat.chat_socket(self.state, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await chat_hub.writer.aclose()
             await rt.aclose()
 
-    app = FastAPI(
+    app = CarehubApp(
         title="carehub",
         version="0.1.0",
         summary="One queue for a city's SMS, email and chat; alerts out.",

@@ -1,13 +1,15 @@
 """Web chat over HTTP and WebSocket: the widget's files, its configuration, the demo page, the resident's socket
-(/chat/ws), and the agent's side of a chat (typing, read)."""
+(/chat/ws, plain ASGI: chat_socket), and the agent's side of a chat (typing, read)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
 
 from carehub.agents.auth import RuntimeDep, TicketAgent
 from carehub.chat import repository as chats
@@ -15,6 +17,7 @@ from carehub.chat import service
 from carehub.chat.hub import ChatHub
 from carehub.chat.protocol import frame
 from carehub.chat.session import ChatSession
+from carehub.chat.socket import ChatSocket
 from carehub.problems import Problem
 from carehub.realtime.broker import Event
 from carehub.runtime import Runtime
@@ -24,7 +27,7 @@ resident = APIRouter(prefix="/chat", tags=["chat"])
 agent = APIRouter(prefix="/api/v1", tags=["chat"])
 
 
-def _chat(request: Request | WebSocket) -> ChatHub:
+def _chat(request: Request) -> ChatHub:
     chat: ChatHub = request.app.state.chat
     return chat
 
@@ -89,28 +92,30 @@ async def demo(request: Request, rt: RuntimeDep, lang: Annotated[str | None, Que
     )
 
 
-@resident.websocket("/ws")
-async def chat_socket(ws: WebSocket) -> None:
-    chat = _chat(ws)
-    rt: Runtime = ws.app.state.runtime
+async def chat_socket(state: State, scope: Scope, receive: Receive, send: Send) -> None:
+    """/chat/ws (see carehub/chat/socket.py for why this is plain ASGI): origin and per-address checks, then the
+    resident's session until the socket closes."""
+    chat: ChatHub = state.chat
+    rt: Runtime = state.runtime
+    ws = ChatSocket(scope, receive, send)
     if not chat.origin_allowed(ws.headers.get("origin")):
-        await ws.close(code=4403, reason="this site may not open the city's chat")
+        await ws.refuse(4403, "this site may not open the city's chat")
         return
-    ip = ws.client.host if ws.client is not None else "unknown"
-    if not chat.sockets_per_ip.try_open(ip):
-        await ws.accept()
-        await ws.close(code=4429, reason="too many chats open from this address")
+    if not chat.sockets_per_ip.try_open(ws.ip):
+        if await ws.accept():
+            await ws.close(4429, "too many chats open from this address")
         return
     try:
-        await ws.accept()
-        session = ChatSession(rt, chat, ws, ip)
+        if not await ws.accept():
+            return
+        session = ChatSession(rt, chat, ws, ws.ip)
         chat.sessions.add(session)
         try:
             await session.run()
         finally:
             chat.sessions.discard(session)
     finally:
-        chat.sockets_per_ip.close(ip)
+        chat.sockets_per_ip.close(ws.ip)
 
 
 class TypingUpdate(BaseModel):

@@ -100,9 +100,6 @@ def message_events(
     """What a stored chat message tells the agents and (unless only its sender's socket is listening, which has
     it already) its conversation's sockets."""
     reference = format_reference(settings.ticket_prefix, appended.ticket_id)
-    text = message_frame(
-        seq=appended.seq, cid=cid, sender=sender, name=first_name(agent_name), body=body, at=appended.at
-    )
     agents = agent_event(
         "message.created",
         reference=reference,
@@ -116,6 +113,9 @@ def message_events(
     )
     if not to_conversation:
         return [(AGENTS_TOPIC, agents)]
+    text = message_frame(
+        seq=appended.seq, cid=cid, sender=sender, name=first_name(agent_name), body=body, at=appended.at
+    )
     return [(topic(conversation_id), Event(text=text, seq=appended.seq, origin=origin)), (AGENTS_TOPIC, agents)]
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from carehub.chat import protocol, service, tokens
 from carehub.chat import repository as chats
@@ -35,6 +34,7 @@ from carehub.chat.protocol import (
     message_frame,
 )
 from carehub.chat.repository import Appended, Conversation
+from carehub.chat.socket import ChatSocket, Disconnected, NotText
 from carehub.clock import utcnow
 from carehub.db import AnyRow
 from carehub.models import ChatStatus
@@ -58,7 +58,7 @@ class SessionClosed(Exception):
 
 
 class ChatSession:
-    def __init__(self, rt: Runtime, chat: ChatHub, ws: WebSocket, ip: str) -> None:
+    def __init__(self, rt: Runtime, chat: ChatHub, ws: ChatSocket, ip: str) -> None:
         self.rt = rt
         self.chat = chat
         self.ws = ws
@@ -83,11 +83,15 @@ class ChatSession:
             hello = await self._hello()
             await self._welcome(hello)
             while True:
-                text = await self.ws.receive_text()
+                try:
+                    text = await self.ws.receive_text()
+                except NotText:
+                    await self._error("bad_frame", detail_extra="frames are JSON text, not binary")
+                    continue
                 await self._handle(text)
         except SessionClosed as closed:
             await self._close(closed.code, closed.reason)
-        except WebSocketDisconnect:
+        except Disconnected:
             pass
         finally:
             await self._stop_listening()
@@ -97,6 +101,8 @@ class ChatSession:
             text = await asyncio.wait_for(self.ws.receive_text(), protocol.HELLO_TIMEOUT_SECONDS)
         except TimeoutError:
             raise SessionClosed(4408, "no hello within 10 seconds") from None
+        except NotText:
+            raise SessionClosed(4400, "the first frame must be a hello in JSON text") from None
         try:
             hello = protocol.parse(text)
         except BadFrame as exc:
@@ -375,7 +381,7 @@ class ChatSession:
                             self.sent_seq = event.seq
                 elif event.seq > self.sent_seq:
                     await self._send_from_database(upto=event.seq)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except (Disconnected, OSError):
             self._pending.clear()  # the socket is gone; the client re-syncs from the database when it returns
 
     async def _send_from_database(self, upto: int | None = None) -> None:
@@ -413,6 +419,5 @@ class ChatSession:
                 self.sent_seq = r.seq
 
     async def _close(self, code: int, reason: str) -> None:
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, OSError):
-                await self.ws.close(code=code, reason=reason)
+        with contextlib.suppress(OSError):
+            await self.ws.close(code, reason)

@@ -30,7 +30,7 @@ async def close_of(ws: ClientConnection) -> tuple[int, str]:
     return received.code, received.reason
 
 
-async def closed_with(ws_url: str, first_frame: str | None) -> tuple[int, str]:
+async def closed_with(ws_url: str, first_frame: str | bytes | None) -> tuple[int, str]:
     async with connect(ws_url, compression=None) as ws:
         if first_frame is not None:
             await ws.send(first_frame)
@@ -122,3 +122,13 @@ async def test_too_many_sockets_from_one_address_are_refused(settings: Settings)
             assert (await closed_with(live.ws_url, None))[0] == 4429
         async with resident(live.ws_url) as again:  # the count goes down when sockets close
             assert (await again.hello())["type"] == "welcome"
+
+
+async def test_binary_frames_are_refused_plainly(live: LiveHub) -> None:
+    async with resident(live.ws_url) as jo:
+        await jo.hello()
+        await jo.ws.send(b"\x00\x01 not json")
+        error = await jo.expect("error")
+        assert error["code"] == "bad_frame"
+        assert "binary" in error["reason"]
+    assert (await closed_with(live.ws_url, b'{"type": "hello"}'))[0] == 4400
