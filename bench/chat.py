@@ -725,9 +725,9 @@ def report(result: dict[str, Any], echo: dict[str, Any], hub: dict[str, Any], ar
          f"<= {GOAL_MEMORY_RATIO}x", met(goal["memory_met"])),
         (f"  same, slope {small:,} -> {n:,} sockets", fmt(slope_kb(echo, small, n)), fmt(slope_kb(hub, small, n)),
          f"{slope_kb(hub, small, n) / slope_kb(echo, small, n):.2f}x", "", ""),
-        (f"round trips/s, {small:,} sockets", fmt(thr_e), fmt(thr_h), f"{thr_h / thr_e:.1%}",
+        (f"round trips/s, {n:,} sockets", fmt(big_e), fmt(big_h), f"{big_h / big_e:.1%}",
          f">= {GOAL_THROUGHPUT_RATIO:.0%}", met(goal["throughput_met"])),
-        (f"round trips/s, {n:,} sockets", fmt(big_e), fmt(big_h), f"{big_h / big_e:.1%}", "", ""),
+        (f"round trips/s, {small:,} sockets", fmt(thr_e), fmt(thr_h), f"{thr_h / thr_e:.1%}", "", ""),
     ]  # fmt: skip
     rates = [(rate_key(rate, args), f"{rate}/s") for rate in [args.rate, *args.extra_rates]]
     for key, label in (("loop_small", f"{small:,}"), ("loop_large", f"{n:,}"), *rates):
@@ -747,7 +747,7 @@ def report(result: dict[str, Any], echo: dict[str, Any], hub: dict[str, Any], ar
     ]  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = [
-        f"Web chat socket: {n:,} sockets ({small:,} for the throughput goal), {args.clients} load processes, "
+        f"Web chat socket: {n:,} sockets (and {small:,} in a closed loop of their own), {args.clients} load processes, "
         f"{args.duration} s per run, bodies of {args.body_chars} chars; uvicorn websockets-sansio, uvloop, httptools"
     ]
     for i, row in enumerate(rows):
@@ -842,7 +842,7 @@ def side_summary(name: str, r: dict[str, Any], args: argparse.Namespace) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench chat", description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=5_000, help="concurrent sockets (default 5000)")
-    parser.add_argument("--small", type=int, default=1_000, help="sockets for the throughput goal (default 1000)")
+    parser.add_argument("--small", type=int, default=1_000, help="sockets of the smaller closed loop (default 1000)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed run (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds (default 2)")
     parser.add_argument("--warmup-sockets", type=int, default=200)
@@ -919,7 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     goal: dict[str, Any] = {"memory_met": None, "throughput_met": None, "latency_met": None}
     if echo and hub:
         mem_ratio = kb_per_socket(hub, args.sockets) / kb_per_socket(echo, args.sockets)
-        thr_ratio = hub["loop_small"].rate / echo["loop_small"].rate
+        # The goal is the scenario: all 5,000 sockets exchanging messages (1,000 is reported beside it).
+        thr_ratio = hub["loop_large"].rate / echo["loop_large"].rate
         p99 = hub["stream"]["latency_ms"].get("r_fixed", percentiles([]))["p99"]
         shown = hub["stream"]["delivered"].get("r_fixed", 0)
         sent = hub["rate_fixed"].result["sent"]
