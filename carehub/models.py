@@ -325,9 +325,21 @@ class TicketSummary(SQLModel):
     last_inbound_at: datetime | None
 
 
+class ChatDetail(SQLModel):
+    """A chat ticket's conversation: what the resident offered at the start (unverified), and where it went."""
+
+    status: ChatStatus
+    given_email: str | None
+    given_phone: str | None
+    handoff: Channel | None
+    resident_read_seq: int
+    agent_read_seq: int
+
+
 class TicketDetail(TicketSummary):
     contact_addresses: list[str]
     messages: list[MessagePublic]
+    chat: ChatDetail | None = None
 
 
 class TicketPage(SQLModel):

@@ -108,7 +108,7 @@ async def chat_socket(state: State, scope: Scope, receive: Receive, send: Send) 
     try:
         if not await ws.accept():
             return
-        session = ChatSession(rt, chat, ws, ws.ip)
+        session = ChatSession(rt, chat, ws)
         chat.sessions.add(session)
         try:
             await session.run()
@@ -126,19 +126,20 @@ class ReadUpdate(BaseModel):
     seq: int = Field(ge=1)
 
 
-async def _open_conversation(rt: Runtime, ref: str) -> tuple[int, chats.Conversation]:
+async def _chat_of(rt: Runtime, ref: str) -> chats.Conversation:
+    """The ticket's (latest) chat conversation; 409 for a ticket that never was a chat."""
     ticket_id = tickets.ticket_id_from(rt.settings, ref)
     async with rt.transaction() as tx:
         conversation = await chats.latest_for_ticket(tx.conn, ticket_id)
     if conversation is None:
         raise Problem(409, f"{ref} is not a web chat ticket.")
-    return ticket_id, conversation
+    return conversation
 
 
 @agent.post("/tickets/{ref}/typing", status_code=status.HTTP_204_NO_CONTENT)
 async def agent_typing(ref: str, update: TypingUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
     """Show (or stop showing) "an agent is typing" in the resident's chat."""
-    _, conversation = await _open_conversation(rt, ref)
+    conversation = await _chat_of(rt, ref)
     rt.publish_soon([(service.topic(conversation.id), Event(text=frame("typing", on=update.on)))])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -146,7 +147,7 @@ async def agent_typing(ref: str, update: TypingUpdate, rt: RuntimeDep, _agent: T
 @agent.post("/tickets/{ref}/read", status_code=status.HTTP_204_NO_CONTENT)
 async def agent_read(ref: str, update: ReadUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
     """Tell the resident their messages up to seq have been read."""
-    _, conversation = await _open_conversation(rt, ref)
+    conversation = await _chat_of(rt, ref)
     async with rt.transaction() as tx:
         if await chats.set_read(tx.conn, conversation.id, by_resident=False, seq=update.seq):
             tx.staged_events.append((service.topic(conversation.id), Event(text=frame("read", seq=update.seq))))

@@ -25,6 +25,7 @@ class Conversation:
     key: str
     status: ChatStatus
     last_seq: int
+    resident_read_seq: int
     agent_read_seq: int
     language: str
     given_email: str | None
@@ -39,6 +40,7 @@ class Conversation:
             key=row.token_key,
             status=ChatStatus(row.status),
             last_seq=row.last_seq,
+            resident_read_seq=row.resident_read_seq,
             agent_read_seq=row.agent_read_seq,
             language=row.language,
             given_email=row.given_email,

@@ -354,11 +354,11 @@ async def transcript(conn: AsyncConnection, settings: Settings, conversation: Co
     return "\n\n".join(lines)
 
 
-def conversation_view(conversation: Conversation, settings: Settings, *, last_seq: int | None = None) -> dict[str, Any]:
+def conversation_view(conversation: Conversation, settings: Settings) -> dict[str, Any]:
     return {
         "reference": format_reference(settings.ticket_prefix, conversation.ticket_id),
         "status": conversation.status.value,
-        "last_seq": conversation.last_seq if last_seq is None else last_seq,
+        "last_seq": conversation.last_seq,
         "agent_read_seq": conversation.agent_read_seq,
         "handoff": None if conversation.handoff_channel is None else conversation.handoff_channel.value,
     }

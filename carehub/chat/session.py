@@ -58,11 +58,11 @@ class SessionClosed(Exception):
 
 
 class ChatSession:
-    def __init__(self, rt: Runtime, chat: ChatHub, ws: ChatSocket, ip: str) -> None:
+    def __init__(self, rt: Runtime, chat: ChatHub, ws: ChatSocket) -> None:
         self.rt = rt
         self.chat = chat
         self.ws = ws
-        self.ip = ip
+        self.ip = ws.ip
         self.id = secrets.token_hex(8)
         self.lang = "en"
         self.conversation: Conversation | None = None
@@ -260,7 +260,7 @@ class ChatSession:
         if conversation is None or not self.chat.typing_per_conversation.allow(conversation.id):
             return
         reference = service.conversation_view(conversation, self.rt.settings)["reference"]
-        await self._publish([(AGENTS_TOPIC, agent_event("chat.typing", reference=reference, on=on))])
+        self.rt.publish_soon([(AGENTS_TOPIC, agent_event("chat.typing", reference=reference, on=on))])
 
     async def _read(self, seq: int) -> None:
         conversation = self.conversation
@@ -325,9 +325,6 @@ class ChatSession:
     async def send(self, text: str) -> None:
         async with self._send_lock:
             await self.ws.send_text(text)
-
-    async def _publish(self, events: list[tuple[str, Event]]) -> None:
-        self.rt.publish_soon(events)
 
     async def _listen(self, conversation: Conversation) -> None:
         await self.rt.broker.listen(service.topic(conversation.id), self.on_event)

@@ -19,6 +19,7 @@ from carehub.mail import repository as mail
 from carehub.messaging.templates import MessageTemplates
 from carehub.models import (
     AttachmentPublic,
+    ChatDetail,
     DeliveryPublic,
     EmailDetail,
     MessagePublic,
@@ -89,7 +90,22 @@ async def detail(
     ]
     addresses = await contacts.addresses_of(conn, row.contact_id)
     await audit.agent_on_ticket(conn, agent.id, "read", ticket_id, now)
-    return TicketDetail(**summary(settings, row).model_dump(), contact_addresses=addresses, messages=messages)
+    conversation = await chat_repository.latest_for_ticket(conn, ticket_id) if row.channel == ChannelKind.CHAT else None
+    return TicketDetail(
+        **summary(settings, row).model_dump(),
+        contact_addresses=addresses,
+        messages=messages,
+        chat=None
+        if conversation is None
+        else ChatDetail(
+            status=conversation.status,
+            given_email=conversation.given_email,
+            given_phone=conversation.given_phone,
+            handoff=conversation.handoff_channel,
+            resident_read_seq=conversation.resident_read_seq,
+            agent_read_seq=conversation.agent_read_seq,
+        ),
+    )
 
 
 async def reply(

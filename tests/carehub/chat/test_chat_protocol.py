@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from carehub.models import Message
 from tests.support.chat import agent_stream, new_cid, reply, resident
 from tests.support.live import LiveHub
+from tests.support.mail import post_email, resident_mail
 
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
 
@@ -48,6 +49,10 @@ async def test_first_message_opens_a_ticket_with_numbered_messages_and_tells_age
     assert ticket["channel"] == "chat"
     assert ticket["messages"][0]["body"] == "Streetlight out on Kingston Rd"
     assert len(ticket["messages"]) == 2
+    # What the resident offered at the start is on the ticket for the agent (the name on the contact).
+    assert ticket["chat"]["given_email"] == "jo@example.org"
+    assert ticket["chat"]["status"] == "open"
+    assert ticket["chat"]["resident_read_seq"] == 0
 
 
 async def test_agent_reply_reaches_the_open_socket_live(live: LiveHub, agent_token: str) -> None:
@@ -280,3 +285,13 @@ async def test_a_first_message_resent_after_its_session_frame_was_lost_opens_no_
 
     listing = await live.client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {agent_token}"})
     assert [t["reference"] for t in listing.json()["items"]] == [session["conversation"]["reference"]]
+
+
+async def test_typing_on_a_ticket_that_is_not_a_chat_is_a_clear_conflict(live: LiveHub, agent_token: str) -> None:
+    await post_email(live.client, resident_mail("sam@example.org", "Pothole", "Deep one on Brock Rd.\n"))
+    response = await live.client.post(
+        "/api/v1/tickets/PKR-000001/typing", json={"on": True}, headers={"Authorization": f"Bearer {agent_token}"}
+    )
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "not a web chat ticket" in response.json()["detail"]
