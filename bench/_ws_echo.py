@@ -15,10 +15,11 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 WS_PATH = "/ws"
-# The hub's settings (carehub/chat/protocol.py WS_IMPLEMENTATION, WS_MAX_FRAME_BYTES), repeated here so the
-# baseline does not import the hub.
+# The hub's server settings (carehub/chat/protocol.py WS_SERVER_OPTIONS), repeated here so the baseline does not
+# import the hub.
 WS_IMPLEMENTATION = "websockets-sansio"
 WS_MAX_FRAME_BYTES = 8 * 1024
+WS_PER_MESSAGE_DEFLATE = False
 
 
 def create_app() -> FastAPI:
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         http="httptools",
         ws=args.ws,
         ws_max_size=WS_MAX_FRAME_BYTES,
+        ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         log_level=args.log_level,

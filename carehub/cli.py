@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from carehub.agents import repository as agents
-from carehub.chat.protocol import WS_IMPLEMENTATION, WS_MAX_FRAME_BYTES
+from carehub.chat.protocol import WS_SERVER_OPTIONS
 from carehub.clock import utcnow
 from carehub.db import create_engine, transaction
 from carehub.migrations import upgrade
@@ -38,8 +38,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int = 1) -> Non
         loop="uvloop",
         http="httptools",
         # websockets' sans-I/O implementation: about half the memory per chat socket of the legacy one.
-        ws=WS_IMPLEMENTATION,
-        ws_max_size=WS_MAX_FRAME_BYTES,
+        **WS_SERVER_OPTIONS,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         log_level="info",

@@ -9,8 +9,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-WS_IMPLEMENTATION = "websockets-sansio"  # uvicorn's: about half the memory per socket of the legacy implementation
 WS_MAX_FRAME_BYTES = 8 * 1024  # a 2,000-character message is at most ~8 KB of UTF-8 JSON; larger closes with 1009
+# How uvicorn serves WebSockets for the hub (carehub serve, and the tests' live hub): the sans-I/O implementation
+# (about half the memory per socket of the legacy one), the frame limit, and no permessage-deflate (chat frames are
+# a few hundred bytes: compressing them saves little and costs ~40 KB per socket). docs/benchmarks.md measures it.
+WS_SERVER_OPTIONS: dict[str, Any] = {
+    "ws": "websockets-sansio",
+    "ws_max_size": WS_MAX_FRAME_BYTES,
+    "ws_per_message_deflate": False,
+}
 HELLO_TIMEOUT_SECONDS = 10.0
 
 # At least 96 bits of randomness in practice: a first message's client id finds its conversation again for a while.

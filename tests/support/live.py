@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from carehub.app import create_app
-from carehub.chat.protocol import WS_IMPLEMENTATION, WS_MAX_FRAME_BYTES
+from carehub.chat.protocol import WS_SERVER_OPTIONS
 from carehub.settings import Settings
 from tests.conftest import Hub
 
@@ -35,7 +35,10 @@ async def live_hub(settings: Settings) -> AsyncIterator[LiveHub]:
     port = sock.getsockname()[1]
     app = create_app(settings)
     config = uvicorn.Config(
-        app, ws=WS_IMPLEMENTATION, ws_max_size=WS_MAX_FRAME_BYTES, log_level="warning", lifespan="on"
+        app,
+        **WS_SERVER_OPTIONS,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
