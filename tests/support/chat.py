@@ -32,6 +32,13 @@ class Resident:
     last_seq: int = 0
     frames: list[Frame] = field(default_factory=list)
 
+    @property
+    def reference(self) -> str:
+        """The ticket reference of the conversation this socket opened (from its session frame)."""
+        session = next(f for f in self.frames if f["type"] == "session")
+        reference: str = session["conversation"]["reference"]
+        return reference
+
     async def send(self, **frame: Any) -> None:
         await self.ws.send(json.dumps(frame))
 

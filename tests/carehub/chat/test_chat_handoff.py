@@ -31,8 +31,7 @@ async def open_chat(hub: LiveHub, jo: Resident, body: str = "Water in my basemen
     await jo.hello()
     await jo.say(body)
     await jo.expect("message", seq=2)
-    reference: str = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
-    return reference
+    return jo.reference
 
 
 async def ticket(hub: LiveHub, token: str, reference: str) -> dict[str, object]:

@@ -59,7 +59,7 @@ async def test_agent_reply_reaches_the_open_socket_live(live: LiveHub, agent_tok
     async with resident(live.ws_url) as jo:
         await jo.hello()
         await jo.say("Is the pool open on Sunday?")
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
         await jo.expect("message", seq=2)
 
         await reply(live.client, agent_token, reference, "Yes, 9 to 5.")
@@ -76,7 +76,7 @@ async def test_reconnect_after_agent_sent_three_gets_exactly_those_three_in_orde
         await jo.hello()
         await jo.say("Missed garbage pickup")
         await jo.expect("message", seq=2)
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
         token, seen = jo.token, jo.last_seq
         # The socket dies without a closing handshake (a tunnel, a sleeping laptop).
         jo.ws.transport.abort()
@@ -101,7 +101,7 @@ async def test_socket_killed_while_agent_sends_three_loses_and_repeats_nothing(l
         await jo.hello()
         await jo.say("Tree down on Liverpool Rd")
         await jo.expect("message", seq=2)
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
         sending = asyncio.gather(*(reply(live.client, agent_token, reference, f"Update {i}") for i in range(3)))
         jo.ws.transport.abort()
         await sending
@@ -120,7 +120,7 @@ async def test_resending_unacknowledged_message_after_reconnect_stores_it_once(l
     async with resident(live.ws_url) as jo:
         await jo.hello()
         await jo.say("Noise complaint, Bayly St")
-        token, reference = jo.token, next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        token, reference = jo.token, jo.reference
         cid = new_cid()
         first = await jo.say("Still going on", cid=cid)
 
@@ -135,7 +135,7 @@ async def test_reload_replays_the_whole_conversation_from_the_token(live: LiveHu
     async with resident(live.ws_url) as jo:
         await jo.hello()
         await jo.say("Hello")
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
         await jo.expect("message", seq=2)
         await reply(live.client, agent_token, reference, "Hi, how can I help?")
         await jo.expect("message", seq=3)
@@ -149,7 +149,9 @@ async def test_reload_replays_the_whole_conversation_from_the_token(live: LiveHu
         assert history[0]["cid"] is not None  # the client recognises its own messages by cid
 
 
-async def test_two_tabs_of_one_conversation_both_see_each_message(live: LiveHub) -> None:
+async def test_two_tabs_of_one_conversation_see_each_others_messages(live: LiveHub) -> None:
+    """Alone, a socket's own messages are not sent back out (it has them); once a second tab resumes the
+    conversation, each tab's messages reach the other live."""
     async with resident(live.ws_url) as tab1:
         await tab1.hello()
         await tab1.say("First")
@@ -158,19 +160,7 @@ async def test_two_tabs_of_one_conversation_both_see_each_message(live: LiveHub)
             await tab2.hello()
             ack = await tab2.say("From the second tab")
             echoed = await tab1.expect("message", seq=ack["seq"])
-            assert echoed["body"] == "From the second tab"
-            assert echoed["from"] == "resident"
-
-
-async def test_the_tab_that_opened_the_chat_learns_of_a_second_tab_and_shows_it_its_messages(live: LiveHub) -> None:
-    """Alone, a socket's own messages are not sent back out (it has them); once a second tab resumes the
-    conversation, the first tab's messages reach it live."""
-    async with resident(live.ws_url) as tab1:
-        await tab1.hello()
-        await tab1.say("First")
-        await tab1.expect("message", seq=2)
-        async with resident(live.ws_url, token=tab1.token, last_seq=2) as tab2:
-            await tab2.hello()
+            assert (echoed["body"], echoed["from"]) == ("From the second tab", "resident")
             ack = await tab1.say("Typed in the first tab")
             echoed = await tab2.expect("message", seq=ack["seq"])
             assert echoed["body"] == "Typed in the first tab"
@@ -182,7 +172,7 @@ async def test_typing_and_read_state_flow_both_ways(live: LiveHub, agent_token: 
     async with agent_stream(live.url, agent_token) as stream, resident(live.ws_url) as jo:
         await jo.hello()
         await jo.say("Question about my tax bill")
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
 
         await jo.send(type="typing", on=True)
         assert (await stream.wait_for("chat.typing", reference=reference))["on"] is True
@@ -203,7 +193,7 @@ async def test_a_gap_left_by_a_lost_event_is_filled_from_the_database(live: Live
         await jo.hello()
         await jo.say("Parking ticket question")
         await jo.expect("message", seq=2)
-        reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = jo.reference
         # An agent message is stored but its event is lost (published nowhere).
         publish = live.runtime.publish_soon
         live.runtime.publish_soon = lambda events: None  # type: ignore[method-assign]
@@ -243,7 +233,7 @@ async def test_the_same_message_resent_from_two_tabs_at_once_is_stored_once(live
     async with resident(live.ws_url) as tab1:
         await tab1.hello()
         await tab1.say("Opening")
-        reference = next(f for f in tab1.frames if f["type"] == "session")["conversation"]["reference"]
+        reference = tab1.reference
         async with resident(live.ws_url, token=tab1.token, last_seq=2) as tab2:
             await tab2.hello()
             cid = new_cid()

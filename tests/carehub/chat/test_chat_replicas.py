@@ -79,7 +79,7 @@ async def test_events_cross_replicas_and_a_resident_resumes_on_the_other_one(
                 # The agent's presence on B makes chat available on A.
                 assert (await jo.hello())["available"] is True
                 await jo.say("Snow plow missed our street")
-                reference = next(f for f in jo.frames if f["type"] == "session")["conversation"]["reference"]
+                reference = jo.reference
                 seen = await stream.wait_for("message.created", reference=reference, seq=1)
                 assert seen["body"] == "Snow plow missed our street"
 
