@@ -13,10 +13,12 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from carehub import health
+from carehub.agents import endpoints as agents
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
 from carehub.chat.writer import ChatWriter
+from carehub.console import endpoints as console
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mail.webhook)
     app.include_router(mail.archive)
     app.include_router(realtime.router)
+    app.include_router(agents.router)
+    app.include_router(console.router)
     app.include_router(chat.resident)
     app.include_router(chat.agent)
     app.add_middleware(

@@ -174,6 +174,39 @@ async def _create_token(settings: Settings, email: str, label: str) -> str:
         await engine.dispose()
 
 
+async def _set_password(settings: Settings, email: str, password: str) -> None:
+    from sqlalchemy import update
+
+    from carehub.agents import passwords, sessions
+
+    try:
+        hashed = await passwords.hash_password(password)
+    except passwords.WeakPassword as exc:
+        raise SystemExit(str(exc)) from None
+    engine = create_engine(settings)
+    try:
+        async with transaction(engine) as tx:
+            agent = await agents.agent_by_email(tx.conn, email)
+            if agent is None:
+                raise SystemExit(f"no agent with email {email}")
+            await tx.conn.execute(
+                update(agents.AGENTS).where(agents.AGENTS.c.id == agent.id).values(password_hash=hashed)
+            )
+            # A new password ends every session signed in with the old one.
+            await sessions.end_all(tx.conn, agent.id, utcnow())
+    finally:
+        await engine.dispose()
+
+
+def cmd_set_password(args: argparse.Namespace) -> None:
+    """The password comes from standard input when it is not a terminal (scripts), else from a hidden prompt."""
+    import getpass
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("New password: ")
+    asyncio.run(_set_password(get_settings(), args.email, password))
+    _print(f"password set for {args.email}; their other console sessions have ended")
+
+
 def cmd_create_agent(args: argparse.Namespace) -> None:
     token = asyncio.run(_create_agent(get_settings(), args.email, args.name, Role(args.role)))
     _print(f"API token for {args.email} (shown once, store it safely): {token}")
@@ -258,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--label", default="cli")
     p.set_defaults(func=cmd_create_token)
+
+    p = sub.add_parser("set-password", help="set an agent's console password (from stdin, or a hidden prompt)")
+    p.add_argument("--email", required=True)
+    p.set_defaults(func=cmd_set_password)
 
     p = sub.add_parser("simulate-sms", help="send the hub a signed SMS webhook, as Twilio would (dev)")
     p.add_argument("--from", dest="from_number", required=True)

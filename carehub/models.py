@@ -89,6 +89,8 @@ class Agent(SQLModel, table=True):
     name: str = _str(200)
     role: Role = _str(16, default=Role.AGENT)
     is_active: bool = True
+    # argon2id, for signing in to the console; None: this agent signs in with API tokens only.
+    password_hash: str | None = _str(200, default=None)
     created_at: datetime = _ts()
 
 
@@ -103,6 +105,34 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _ts()
     last_used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class AgentSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, stored here only as its SHA-256; each session has its
+    own CSRF token for state-changing requests. Signing out, expiry or disabling the agent ends it."""
+
+    __tablename__ = "agent_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agents.id", index=True)
+    token_hash: str = _str(64, unique=True)
+    csrf_token: str = _str(64)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)
+    ip: str | None = _str(64, default=None)
+    user_agent: str | None = _str(300, default=None)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, kept for a while to slow down password guessing (per address and per client)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_email_at", "email", "at"), Index("ix_login_failures_ip_at", "ip", "at"))
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = _str(320)
+    ip: str = _str(64)
+    at: datetime = _ts()
 
 
 class Ticket(SQLModel, table=True):

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     chat_ip_messages_per_minute: int = Field(default=120, ge=1, description="Per client IP address, all chats.")
     chat_ip_max_connections: int = Field(default=20, ge=1, description="Open chat sockets per client IP address.")
 
+    # Console sign-in: browser sessions end after this long without use; guessing is slowed per address and client.
+    session_idle_hours: float = Field(default=12.0, gt=0)
+    login_window_minutes: float = Field(default=15.0, gt=0)
+    login_max_failures_per_address: int = Field(default=5, ge=1)
+    login_max_failures_per_client: int = Field(default=20, ge=1)
+
     templates_dir: Path | None = Field(default=None, description="Defaults to templates/ beside the source tree.")
     reopen_window_days: int = Field(
         default=7,
@@ -165,6 +171,11 @@ class Settings(BaseSettings):
             if not self.public_url.startswith("https://"):
                 raise ValueError("CAREHUB_PUBLIC_URL must be https in production (Twilio signs the URL it calls)")
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over TLS when the hub is served over TLS (always, in production)."""
+        return self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

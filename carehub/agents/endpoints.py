@@ -1,0 +1,64 @@
+"""Agent administration (/api/v1/agents, admins only): disable an account (which ends its sessions at once)
+or change its role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import update
+from sqlmodel import SQLModel
+
+from carehub import audit
+from carehub.agents import repository, sessions
+from carehub.agents.auth import CurrentAgent, RuntimeDep, require_role
+from carehub.clock import utcnow
+from carehub.models import Role
+from carehub.problems import Problem
+
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+Admin = Annotated[CurrentAgent, Depends(require_role(Role.ADMIN))]
+
+
+class AgentUpdate(SQLModel):
+    is_active: bool | None = None
+    role: Role | None = None
+
+
+class AgentPublic(SQLModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    is_active: bool
+    sessions_ended: int = 0
+
+
+@router.patch("/{agent_id}")
+async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admin: Admin) -> AgentPublic:
+    """Disabling an agent ends their console sessions and refuses their API tokens from the next request on."""
+    values = changes.model_dump(exclude_unset=True, exclude_none=True)
+    if not values:
+        raise Problem(422, "Nothing to change: send is_active and/or role.")
+    if agent_id == admin.id and values.get("is_active") is False:
+        raise Problem(409, "You cannot disable your own account; ask another administrator.")
+    now = utcnow()
+    async with rt.transaction() as tx:
+        if await repository.agent_by_id(tx.conn, agent_id) is None:
+            raise Problem(404, f"There is no agent {agent_id}.")
+        await tx.conn.execute(update(repository.AGENTS).where(repository.AGENTS.c.id == agent_id).values(**values))
+        ended = await sessions.end_all(tx.conn, agent_id, now) if values.get("is_active") is False else 0
+        await audit.record(
+            tx.conn,
+            actor=audit.agent_actor(admin.id),
+            action="update",
+            entity_type="agent",
+            entity_id=agent_id,
+            now=now,
+            detail=changes.model_dump(exclude_unset=True, mode="json"),
+        )
+        row = await repository.agent_by_id(tx.conn, agent_id)
+    assert row is not None  # noqa: S101 - it was there a moment ago, in this transaction
+    return AgentPublic(
+        id=row.id, email=row.email, name=row.name, role=Role(row.role), is_active=row.is_active, sessions_ended=ended
+    )
