@@ -11,16 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
 from playwright.async_api import Locator, Page, WebSocketRoute, expect
 
+from tests.browser.accessibility import assert_accessible
 from tests.support.live import LiveHub
 from tests.support.waiting import eventually
 
-AXE_OPTIONS = {
-    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-    "resultTypes": ["violations"],
-}
 UNAVAILABLE = "Our team is not available right now."
 HANDED_OFF = re.compile(r"continue by email at .+@example\.org\. You can close this window\.")
 ACKNOWLEDGEMENT = re.compile(r"Your reference number is PKR-\d+\.")
@@ -39,13 +35,6 @@ OVERFLOW_JS = """panel => {
     }
     return out;
 }"""
-
-
-async def assert_accessible(page: Page) -> None:
-    # Colours are only what they are once the panel's fade-in has finished.
-    await page.evaluate("Promise.all(document.getAnimations().map(a => a.finished))")
-    results = await Axe().run(page, options=AXE_OPTIONS)
-    assert results.violations_count == 0, results.generate_report()
 
 
 async def open_widget(page: Page, launcher_name: str = "Chat with us") -> Locator:
