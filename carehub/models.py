@@ -107,6 +107,14 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
 
 
+class AgentTeam(SQLModel, table=True):
+    """Team membership: an agent (role agent) sees the tickets of their teams and those not yet given a team."""
+
+    __tablename__ = "agent_teams"
+    agent_id: int = Field(foreign_key="agents.id", primary_key=True)
+    team: str = Field(sa_type=String(64), primary_key=True)
+
+
 class AgentSession(SQLModel, table=True):
     """A signed-in browser: the cookie holds a random token, stored here only as its SHA-256; each session has its
     own CSRF token for state-changing requests. Signing out, expiry or disabling the agent ends it."""
@@ -385,3 +393,4 @@ class TicketUpdate(SQLModel):
     status: TicketStatus | None = None
     priority: Priority | None = None
     assignee_id: int | None = None
+    team: str | None = Field(default=None, min_length=1, max_length=64)

@@ -32,8 +32,17 @@ class CurrentAgent:
     email: str
     name: str
     role: Role
+    teams: frozenset[str] = frozenset()
     session_id: int | None = None  # signed in through the console (else an API token)
     csrf_token: str | None = None
+
+    @property
+    def sees_every_team(self) -> bool:
+        return self.role in (Role.SUPERVISOR, Role.ADMIN)
+
+    def can_see(self, team: str | None) -> bool:
+        """An agent works their teams' tickets and those not yet given a team; supervisors and admins see all."""
+        return self.sees_every_team or team is None or team in self.teams
 
 
 async def get_runtime(request: Request) -> Runtime:  # async: FastAPI runs sync dependencies in a thread pool
@@ -59,15 +68,17 @@ async def current_agent(request: Request, rt: RuntimeDep) -> CurrentAgent:
         )
     async with rt.transaction() as tx:
         row = await repository.agent_for_token(tx.conn, token.strip(), utcnow())
+        teams = frozenset() if row is None else await repository.teams_of(tx.conn, row.id)
     if row is None:
         raise Problem(401, "This API token is unknown, revoked, or belongs to a disabled agent.", headers=_CHALLENGE)
-    return CurrentAgent(id=row.id, email=row.email, name=row.name, role=Role(row.role))
+    return CurrentAgent(id=row.id, email=row.email, name=row.name, role=Role(row.role), teams=teams)
 
 
 async def _session_agent(request: Request, rt: Runtime, cookie: str) -> CurrentAgent:
     ttl = timedelta(hours=rt.settings.session_idle_hours)
     async with rt.transaction() as tx:
         row = await sessions.agent_for_session(tx.conn, cookie, ttl=ttl, now=utcnow())
+        teams = frozenset() if row is None else await repository.teams_of(tx.conn, row.id)
     if row is None:
         raise Problem(401, "Your session has ended (signed out, expired, or the account was disabled). Sign in again.")
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, row.csrf_token):
@@ -77,6 +88,7 @@ async def _session_agent(request: Request, rt: Runtime, cookie: str) -> CurrentA
         email=row.email,
         name=row.name,
         role=Role(row.role),
+        teams=teams,
         session_id=row.session_id,
         csrf_token=row.csrf_token,
     )

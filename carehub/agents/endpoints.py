@@ -1,5 +1,5 @@
-"""Agent administration (/api/v1/agents, admins only): disable an account (which ends its sessions at once)
-or change its role."""
+"""Agent administration (/api/v1/agents, admins only): disable an account (which ends its sessions at once),
+change its role, set its teams."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import update
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from carehub import audit
 from carehub.agents import repository, sessions
@@ -23,6 +23,7 @@ Admin = Annotated[CurrentAgent, Depends(require_role(Role.ADMIN))]
 class AgentUpdate(SQLModel):
     is_active: bool | None = None
     role: Role | None = None
+    teams: list[str] | None = Field(default=None, max_length=50, description="Replaces the agent's teams.")
 
 
 class AgentPublic(SQLModel):
@@ -31,6 +32,7 @@ class AgentPublic(SQLModel):
     name: str
     role: Role
     is_active: bool
+    teams: list[str]
     sessions_ended: int = 0
 
 
@@ -38,15 +40,19 @@ class AgentPublic(SQLModel):
 async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admin: Admin) -> AgentPublic:
     """Disabling an agent ends their console sessions and refuses their API tokens from the next request on."""
     values = changes.model_dump(exclude_unset=True, exclude_none=True)
-    if not values:
-        raise Problem(422, "Nothing to change: send is_active and/or role.")
+    teams = values.pop("teams", None)
+    if not values and teams is None:
+        raise Problem(422, "Nothing to change: send is_active, role and/or teams.")
     if agent_id == admin.id and values.get("is_active") is False:
         raise Problem(409, "You cannot disable your own account; ask another administrator.")
     now = utcnow()
     async with rt.transaction() as tx:
         if await repository.agent_by_id(tx.conn, agent_id) is None:
             raise Problem(404, f"There is no agent {agent_id}.")
-        await tx.conn.execute(update(repository.AGENTS).where(repository.AGENTS.c.id == agent_id).values(**values))
+        if values:
+            await tx.conn.execute(update(repository.AGENTS).where(repository.AGENTS.c.id == agent_id).values(**values))
+        if teams is not None:
+            await repository.set_teams(tx.conn, agent_id, frozenset(t.strip().lower() for t in teams if t.strip()))
         ended = await sessions.end_all(tx.conn, agent_id, now) if values.get("is_active") is False else 0
         await audit.record(
             tx.conn,
@@ -58,7 +64,14 @@ async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admi
             detail=changes.model_dump(exclude_unset=True, mode="json"),
         )
         row = await repository.agent_by_id(tx.conn, agent_id)
+        now_in = await repository.teams_of(tx.conn, agent_id)
     assert row is not None  # noqa: S101 - it was there a moment ago, in this transaction
     return AgentPublic(
-        id=row.id, email=row.email, name=row.name, role=Role(row.role), is_active=row.is_active, sessions_ended=ended
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        role=Role(row.role),
+        is_active=row.is_active,
+        teams=sorted(now_in),
+        sessions_ended=ended,
     )

@@ -6,14 +6,15 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow
-from carehub.models import Agent, ApiToken, Role
+from carehub.models import Agent, AgentTeam, ApiToken, Role
 
 AGENTS = Agent.__table__  # type: ignore[attr-defined]
 TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
+TEAMS = AgentTeam.__table__  # type: ignore[attr-defined]
 TOKEN_PREFIX = "chub_"  # noqa: S105 - a visible prefix so leaked tokens are recognisable, not a secret
 LAST_USED_GRANULARITY = timedelta(minutes=5)
 
@@ -75,3 +76,13 @@ async def agent_for_token(conn: AsyncConnection, token: str, now: datetime) -> A
             .values(last_used_at=now)
         )
     return row
+
+
+async def teams_of(conn: AsyncConnection, agent_id: int) -> frozenset[str]:
+    return frozenset((await conn.execute(select(TEAMS.c.team).where(TEAMS.c.agent_id == agent_id))).scalars())
+
+
+async def set_teams(conn: AsyncConnection, agent_id: int, teams: frozenset[str]) -> None:
+    await conn.execute(delete(TEAMS).where(TEAMS.c.agent_id == agent_id))
+    if teams:
+        await conn.execute(insert(TEAMS), [{"agent_id": agent_id, "team": t} for t in sorted(teams)])

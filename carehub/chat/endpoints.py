@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
-from carehub.agents.auth import RuntimeDep, TicketAgent
+from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent
 from carehub.chat import repository as chats
 from carehub.chat import service
 from carehub.chat.hub import ChatHub
@@ -126,10 +126,11 @@ class ReadUpdate(BaseModel):
     seq: int = Field(ge=1)
 
 
-async def _chat_of(rt: Runtime, ref: str) -> chats.Conversation:
-    """The ticket's (latest) chat conversation; 409 for a ticket that never was a chat."""
+async def _chat_of(rt: Runtime, ref: str, agent: CurrentAgent) -> chats.Conversation:
+    """The ticket's (latest) chat conversation; 404 for another team's ticket, 409 for one that never was a chat."""
     ticket_id = tickets.ticket_id_from(rt.settings, ref)
     async with rt.transaction() as tx:
+        await tickets.load(tx.conn, rt.settings, ticket_id, agent)
         conversation = await chats.latest_for_ticket(tx.conn, ticket_id)
     if conversation is None:
         raise Problem(409, f"{ref} is not a web chat ticket.")
@@ -137,17 +138,17 @@ async def _chat_of(rt: Runtime, ref: str) -> chats.Conversation:
 
 
 @agent.post("/tickets/{ref}/typing", status_code=status.HTTP_204_NO_CONTENT)
-async def agent_typing(ref: str, update: TypingUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
+async def agent_typing(ref: str, update: TypingUpdate, rt: RuntimeDep, agent: TicketAgent) -> Response:
     """Show (or stop showing) "an agent is typing" in the resident's chat."""
-    conversation = await _chat_of(rt, ref)
+    conversation = await _chat_of(rt, ref, agent)
     rt.publish_soon([(service.topic(conversation.id), Event(text=frame("typing", on=update.on)))])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @agent.post("/tickets/{ref}/read", status_code=status.HTTP_204_NO_CONTENT)
-async def agent_read(ref: str, update: ReadUpdate, rt: RuntimeDep, _agent: TicketAgent) -> Response:
+async def agent_read(ref: str, update: ReadUpdate, rt: RuntimeDep, agent: TicketAgent) -> Response:
     """Tell the resident their messages up to seq have been read."""
-    conversation = await _chat_of(rt, ref)
+    conversation = await _chat_of(rt, ref, agent)
     async with rt.transaction() as tx:
         if await chats.set_read(tx.conn, conversation.id, by_resident=False, seq=update.seq):
             tx.staged_events.append((service.topic(conversation.id), Event(text=frame("read", seq=update.seq))))

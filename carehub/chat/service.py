@@ -337,7 +337,9 @@ async def close(
         )
     tx.staged_events.append((topic(conversation.id), Event(text=frame("closed", transcript=to is not None))))
     reference = format_reference(settings.ticket_prefix, conversation.ticket_id)
-    tx.staged_events.append((AGENTS_TOPIC, agent_event("chat.closed", reference=reference)))
+    tx.staged_events.append(
+        (AGENTS_TOPIC, agent_event("chat.closed", reference=reference, ticket_id=conversation.ticket_id))
+    )
     return True
 
 

@@ -260,7 +260,9 @@ class ChatSession:
         if conversation is None or not self.chat.typing_per_conversation.allow(conversation.id):
             return
         reference = service.conversation_view(conversation, self.rt.settings)["reference"]
-        self.rt.publish_soon([(AGENTS_TOPIC, agent_event("chat.typing", reference=reference, on=on))])
+        self.rt.publish_soon(
+            [(AGENTS_TOPIC, agent_event("chat.typing", reference=reference, ticket_id=conversation.ticket_id, on=on))]
+        )
 
     async def _read(self, seq: int) -> None:
         conversation = self.conversation
@@ -270,7 +272,12 @@ class ChatSession:
             moved = await chats.set_read(tx.conn, conversation.id, by_resident=True, seq=seq)
             if moved:
                 reference = service.conversation_view(conversation, self.rt.settings)["reference"]
-                tx.staged_events.append((AGENTS_TOPIC, agent_event("chat.read", reference=reference, seq=seq)))
+                tx.staged_events.append(
+                    (
+                        AGENTS_TOPIC,
+                        agent_event("chat.read", reference=reference, ticket_id=conversation.ticket_id, seq=seq),
+                    )
+                )
 
     async def _handoff(self, req: Handoff) -> None:
         conversation = self.conversation

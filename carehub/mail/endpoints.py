@@ -160,8 +160,8 @@ async def download_attachment(attachment_id: int, rt: RuntimeDep, agent: TicketA
     """An attachment's bytes, always as a download (the browser must not render it in our origin). Audited."""
     async with rt.transaction() as tx:
         row = await mail.attachment(tx.conn, attachment_id)
-        if row is None:
-            raise Problem(404, f"There is no attachment {attachment_id}.")
+        if row is None or not agent.can_see(row.team):
+            raise Problem(404, f"There is no attachment {attachment_id} on a ticket of your teams.")
         await audit.agent_on_ticket(
             tx.conn, agent.id, "download", row.ticket_id, utcnow(), {"attachment": attachment_id}
         )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.contacts.repository import BOUNCED
 from carehub.db import AnyRow
-from carehub.models import Attachment, ContactAddress, InboundEmail, InboundEmailStatus, Message, Outbox
+from carehub.models import Attachment, ContactAddress, InboundEmail, InboundEmailStatus, Message, Outbox, Ticket
 from channels.base import ChannelKind
 
 INBOUND = InboundEmail.__table__  # type: ignore[attr-defined]
@@ -20,6 +20,7 @@ ATTACHMENTS = Attachment.__table__  # type: ignore[attr-defined]
 ADDRESSES = ContactAddress.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 EMAIL = ChannelKind.EMAIL.value
 
 
@@ -316,8 +317,9 @@ async def attachments_of(conn: AsyncConnection, message_ids: Sequence[int]) -> l
 async def attachment(conn: AsyncConnection, attachment_id: int) -> AnyRow | None:
     return (
         await conn.execute(
-            select(ATTACHMENTS, MESSAGES.c.ticket_id, MESSAGES.c.meta)
+            select(ATTACHMENTS, MESSAGES.c.ticket_id, MESSAGES.c.meta, TICKETS.c.team)
             .join(MESSAGES, MESSAGES.c.id == ATTACHMENTS.c.message_id)
+            .join(TICKETS, TICKETS.c.id == MESSAGES.c.ticket_id)
             .where(ATTACHMENTS.c.id == attachment_id)
         )
     ).one_or_none()

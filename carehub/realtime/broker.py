@@ -30,14 +30,19 @@ class Event:
     text: str
     seq: int | None = None  # a chat message's sequence number: listeners detect gaps and duplicates by it
     origin: str | None = None  # the connection that caused it, which already has it
+    ticket_id: int | None = None  # the ticket it is about: agent streams show it only to those who may see it
 
     def encode(self) -> str:
-        return f"{'' if self.seq is None else self.seq}{SEP}{self.origin or ''}{SEP}{self.text}"
+        seq = "" if self.seq is None else self.seq
+        ticket = "" if self.ticket_id is None else self.ticket_id
+        return f"{seq}{SEP}{self.origin or ''}{SEP}{ticket}{SEP}{self.text}"
 
     @classmethod
     def decode(cls, data: str) -> Event:
-        seq, origin, text = data.split(SEP, 2)
-        return cls(text=text, seq=int(seq) if seq else None, origin=origin or None)
+        seq, origin, ticket, text = data.split(SEP, 3)
+        return cls(
+            text=text, seq=int(seq) if seq else None, origin=origin or None, ticket_id=int(ticket) if ticket else None
+        )
 
 
 Listener = Callable[[Event], None]

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from carehub import audit
-from carehub.agents.auth import RuntimeDep, TicketAgent
+from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent
 from carehub.clock import utcnow
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC
 from carehub.runtime import Runtime
+from carehub.tickets import repository as tickets
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 KEEP_ALIVE_SECONDS = 15.0
 MAX_BACKLOG = 2000  # events waiting for a slow reader; past this the stream ends and the console reloads
 MAX_CHUNK = 500
+TEAM_CACHE_SECONDS = 30.0
+TEAM_CACHE_SIZE = 10_000
 OVERFLOW = Event(text="event: overflow\ndata: {}\n\n")
 
 
@@ -45,13 +49,44 @@ async def events(rt: RuntimeDep, agent: TicketAgent) -> StreamingResponse:
             now=utcnow(),
         )
     return StreamingResponse(
-        _stream(rt, agent.id),
+        _stream(rt, agent),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(rt: Runtime, agent_id: int) -> AsyncIterator[str]:
+class TeamFilter:
+    """Which events an agent may see: those of tickets in their teams or without one. Tickets' teams are looked up
+    in one query per batch of events and remembered for TEAM_CACHE_SECONDS (a ticket moved to another team stops
+    showing within that)."""
+
+    def __init__(self, rt: Runtime, agent: CurrentAgent) -> None:
+        self.rt = rt
+        self.agent = agent
+        self._teams: dict[int, tuple[str | None, float]] = {}
+
+    async def visible(self, chunk: list[Event]) -> list[Event]:
+        if self.agent.sees_every_team:
+            return chunk
+        now = time.monotonic()
+        stale = {e.ticket_id for e in chunk if e.ticket_id is not None and self._expired(e.ticket_id, now)}
+        if stale:
+            if len(self._teams) > TEAM_CACHE_SIZE:
+                self._teams.clear()
+            async with self.rt.transaction() as tx:
+                teams = await tickets.teams_of(tx.conn, stale)
+            for ticket_id in stale:
+                self._teams[ticket_id] = (teams.get(ticket_id), now + TEAM_CACHE_SECONDS)
+        return [e for e in chunk if e.ticket_id is None or self.agent.can_see(self._teams[e.ticket_id][0])]
+
+    def _expired(self, ticket_id: int, now: float) -> bool:
+        cached = self._teams.get(ticket_id)
+        return cached is None or cached[1] < now
+
+
+async def _stream(rt: Runtime, agent: CurrentAgent) -> AsyncIterator[str]:
+    agent_id = agent.id
+    allowed = TeamFilter(rt, agent)
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
     def on_event(event: Event) -> None:
@@ -77,7 +112,9 @@ async def _stream(rt: Runtime, agent_id: int) -> AsyncIterator[str]:
             # Whatever else is waiting goes in the same write: a busy queue costs one write per batch, not per event.
             while not queue.empty() and len(chunk) < MAX_CHUNK:
                 chunk.append(queue.get_nowait())
-            yield "".join(e.text for e in chunk)
+            shown = await allowed.visible(chunk)
+            if shown:
+                yield "".join(e.text for e in shown)
             if OVERFLOW in chunk:
                 return
     finally:

@@ -13,9 +13,10 @@ from carehub.tickets.reference import format_reference
 AGENTS_TOPIC = "agents"
 
 
-def agent_event(kind: str, **data: Any) -> Event:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return Event(text=f"event: {kind}\ndata: {payload}\n\n")
+def agent_event(kind: str, *, ticket_id: int, **data: Any) -> Event:
+    """An agents' event about one ticket (which decides who may see it)."""
+    payload = json.dumps({"ticket_id": ticket_id, **data}, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Event(text=f"event: {kind}\ndata: {payload}\n\n", ticket_id=ticket_id)
 
 
 PREVIEW_CHARS = 1000  # an email can be long: the stream carries the start, the ticket has the rest

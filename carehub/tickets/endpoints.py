@@ -38,7 +38,8 @@ async def list_tickets(
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,12}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
-    """Newest first. Pass next_cursor back as cursor for the next page."""
+    """Newest first: for an agent, their teams' tickets and those without a team; supervisors and admins see
+    all. Pass next_cursor back as cursor for the next page."""
     assignee_id = agent.id if assignee == "me" else int(assignee) if assignee and assignee.isdigit() else None
     async with rt.transaction() as tx:
         rows = await repository.list_tickets(
@@ -49,6 +50,7 @@ async def list_tickets(
             unassigned=assignee == "none",
             before_id=int(cursor) if cursor else None,
             limit=limit + 1,
+            teams=None if agent.sees_every_team else agent.teams,
         )
     items = [service.summary(rt.settings, r) for r in rows[:limit]]
     return TicketPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow, insert_or_ignore
@@ -151,8 +152,12 @@ async def list_tickets(
     unassigned: bool,
     before_id: int | None,
     limit: int,
+    teams: Collection[str] | None = None,
 ) -> list[AnyRow]:
+    """teams: only tickets of these teams and those with none (None: every ticket)."""
     query = select(TICKETS).order_by(TICKETS.c.id.desc()).limit(limit)
+    if teams is not None:
+        query = query.where(or_(TICKETS.c.team.is_(None), TICKETS.c.team.in_(sorted(teams))))
     if statuses:
         query = query.where(TICKETS.c.status.in_(statuses))
     if channel:
@@ -202,3 +207,8 @@ async def claim_ticket(conn: AsyncConnection, ticket_id: int, agent_id: int, now
         .values(assignee_id=agent_id, updated_at=now)
     )
     return result.rowcount == 1
+
+
+async def teams_of(conn: AsyncConnection, ticket_ids: Collection[int]) -> dict[int, str | None]:
+    rows = await conn.execute(select(TICKETS.c.id, TICKETS.c.team).where(TICKETS.c.id.in_(sorted(ticket_ids))))
+    return {r.id: r.team for r in rows}

@@ -23,6 +23,7 @@ from carehub.models import (
     DeliveryPublic,
     EmailDetail,
     MessagePublic,
+    Role,
     TicketDetail,
     TicketStatus,
     TicketSummary,
@@ -46,10 +47,13 @@ def ticket_id_from(settings: Settings, ref: str) -> int:
     return ticket_id
 
 
-async def load(conn: AsyncConnection, settings: Settings, ticket_id: int) -> AnyRow:
+async def load(conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent) -> AnyRow:
+    """The ticket, if this agent may work it: another team's ticket is as absent as one that does not exist."""
     row = await tickets.get_ticket(conn, ticket_id)
-    if row is None:
-        raise Problem(404, f"There is no ticket {format_reference(settings.ticket_prefix, ticket_id)}.")
+    if row is None or not agent.can_see(row.team):
+        raise Problem(
+            404, f"There is no ticket {format_reference(settings.ticket_prefix, ticket_id)} in your teams' queues."
+        )
     return row
 
 
@@ -60,7 +64,7 @@ def summary(settings: Settings, row: AnyRow) -> TicketSummary:
 async def detail(
     conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent, now: datetime
 ) -> TicketDetail:
-    row = await load(conn, settings, ticket_id)
+    row = await load(conn, settings, ticket_id, agent)
     rows = await tickets.messages_with_delivery(conn, ticket_id)
     attachments: dict[int, list[AttachmentPublic]] = {}
     for a in await mail.attachments_of(conn, [m.id for m in rows if m.channel == ChannelKind.EMAIL]):
@@ -128,7 +132,7 @@ async def reply(
         existing = await tickets.message_by_idempotency_key(conn, agent.id, idempotency_key)
         if existing is not None:
             return existing
-    row = await load(conn, settings, ticket_id)
+    row = await load(conn, settings, ticket_id, agent)
     # The address the resident is reached at now (a chat moved to email or SMS replies there).
     address = await contacts.address_by_id(conn, row.address_id)
     channel = address.channel
@@ -206,14 +210,20 @@ async def change(
     now: datetime,
 ) -> None:
     conn = tx.conn
-    row = await load(conn, settings, ticket_id)
+    row = await load(conn, settings, ticket_id, agent)
     values: dict[str, Any] = changes.model_dump(exclude_unset=True)
     if not values:
         raise Problem(422, "Nothing to change: send one or more of status, priority, assignee_id.")
+    if "team" in values and values["team"] is not None:
+        values["team"] = values["team"].strip().lower()
     if values.get("assignee_id") is not None:
         assignee = await agents.agent_by_id(conn, values["assignee_id"])
         if assignee is None or not assignee.is_active:
             raise Problem(422, f"There is no active agent with id {values['assignee_id']}.")
+        team = values.get("team", row.team)
+        assignee_teams = await agents.teams_of(conn, assignee.id)
+        if team is not None and Role(assignee.role) is Role.AGENT and team not in assignee_teams:
+            raise Problem(422, f"Agent {assignee.id} is not in team '{team}', so cannot be given this ticket.")
     if "status" in values and values["status"] != row.status:
         status = TicketStatus(values["status"])
         done = status in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
@@ -231,7 +241,7 @@ async def change(
 
 
 async def claim(conn: AsyncConnection, settings: Settings, ticket_id: int, agent: CurrentAgent, now: datetime) -> None:
-    row = await load(conn, settings, ticket_id)
+    row = await load(conn, settings, ticket_id, agent)
     if row.assignee_id == agent.id:
         return
     if not await tickets.claim_ticket(conn, ticket_id, agent.id, now):
