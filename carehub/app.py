@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await rt.open_hot_pool()
         app.state.chat = chat_hub = ChatHub(settings, rt.templates.root, rt.presence)
+        app.state.ticket_teams = realtime.TicketTeams(rt)
         if rt.hot_pool is not None:
             chat_hub.writer = ChatWriter(rt.hot_pool)
             chat_hub.writer.start()

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from carehub import audit
@@ -34,7 +34,7 @@ OVERFLOW = Event(text="event: overflow\ndata: {}\n\n")
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
 )
-async def events(rt: RuntimeDep, agent: TicketAgent) -> StreamingResponse:
+async def events(request: Request, rt: RuntimeDep, agent: TicketAgent) -> StreamingResponse:
     """Server-sent events: `ticket.created`, `message.created`, `chat.typing`, `chat.read`, `chat.closed`, each
     with JSON data; a comment every 15 s keeps proxies from closing it. Events are live only: after a reconnect,
     read the queue again (GET /api/v1/tickets) for what happened in between. A reader that falls more than 2,000
@@ -49,44 +49,44 @@ async def events(rt: RuntimeDep, agent: TicketAgent) -> StreamingResponse:
             now=utcnow(),
         )
     return StreamingResponse(
-        _stream(rt, agent),
+        _stream(rt, agent, request.app.state.ticket_teams),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-class TeamFilter:
-    """Which events an agent may see: those of tickets in their teams or without one. Tickets' teams are looked up
-    in one query per batch of events and remembered for TEAM_CACHE_SECONDS (a ticket moved to another team stops
-    showing within that)."""
+class TicketTeams:
+    """Tickets' teams, for deciding which agent may see an event: looked up in one query per batch of events and
+    remembered for TEAM_CACHE_SECONDS by the whole process (every stream shares it, so a reconnecting stream does
+    not start cold); a ticket moved to another team stops showing to the old one within that."""
 
-    def __init__(self, rt: Runtime, agent: CurrentAgent) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.agent = agent
         self._teams: dict[int, tuple[str | None, float]] = {}
 
-    async def visible(self, chunk: list[Event]) -> list[Event]:
-        if self.agent.sees_every_team:
-            return chunk
+    async def of(self, ticket_ids: set[int]) -> dict[int, str | None]:
         now = time.monotonic()
-        stale = {e.ticket_id for e in chunk if e.ticket_id is not None and self._expired(e.ticket_id, now)}
+        stale = {t for t in ticket_ids if (cached := self._teams.get(t)) is None or cached[1] < now}
         if stale:
             if len(self._teams) > TEAM_CACHE_SIZE:
                 self._teams.clear()
             async with self.rt.transaction() as tx:
-                teams = await tickets.teams_of(tx.conn, stale)
+                found = await tickets.teams_of(tx.conn, stale)
             for ticket_id in stale:
-                self._teams[ticket_id] = (teams.get(ticket_id), now + TEAM_CACHE_SECONDS)
-        return [e for e in chunk if e.ticket_id is None or self.agent.can_see(self._teams[e.ticket_id][0])]
-
-    def _expired(self, ticket_id: int, now: float) -> bool:
-        cached = self._teams.get(ticket_id)
-        return cached is None or cached[1] < now
+                self._teams[ticket_id] = (found.get(ticket_id), now + TEAM_CACHE_SECONDS)
+        return {t: self._teams[t][0] for t in ticket_ids}
 
 
-async def _stream(rt: Runtime, agent: CurrentAgent) -> AsyncIterator[str]:
+async def visible(agent: CurrentAgent, chunk: list[Event], teams: TicketTeams) -> list[Event]:
+    """The events of this chunk the agent may see: their teams' tickets and those without a team."""
+    if agent.sees_every_team:
+        return chunk
+    team_of = await teams.of({e.ticket_id for e in chunk if e.ticket_id is not None})
+    return [e for e in chunk if e.ticket_id is None or agent.can_see(team_of[e.ticket_id])]
+
+
+async def _stream(rt: Runtime, agent: CurrentAgent, teams: TicketTeams) -> AsyncIterator[str]:
     agent_id = agent.id
-    allowed = TeamFilter(rt, agent)
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
     def on_event(event: Event) -> None:
@@ -112,7 +112,7 @@ async def _stream(rt: Runtime, agent: CurrentAgent) -> AsyncIterator[str]:
             # Whatever else is waiting goes in the same write: a busy queue costs one write per batch, not per event.
             while not queue.empty() and len(chunk) < MAX_CHUNK:
                 chunk.append(queue.get_nowait())
-            shown = await allowed.visible(chunk)
+            shown = await visible(agent, chunk, teams)
             if shown:
                 yield "".join(e.text for e in shown)
             if OVERFLOW in chunk:
