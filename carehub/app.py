@@ -28,6 +28,7 @@ from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
 from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.problems import install_problem_handlers
 from carehub.realtime import endpoints as realtime
+from carehub.realtime.events import AGENTS_TOPIC
 from carehub.runtime import Runtime
 from carehub.settings import Settings, get_settings
 from carehub.tickets import endpoints as tickets
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await rt.open_hot_pool()
         app.state.chat = chat_hub = ChatHub(settings, rt.templates.root, rt.presence)
-        app.state.ticket_teams = realtime.TicketTeams(rt)
+        app.state.ticket_teams = ticket_teams = realtime.TicketTeams(rt)
+        await rt.broker.listen(AGENTS_TOPIC, ticket_teams.on_event)
         if rt.hot_pool is not None:
             chat_hub.writer = ChatWriter(rt.hot_pool)
             chat_hub.writer.start()

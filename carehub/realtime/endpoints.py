@@ -15,16 +15,16 @@ from carehub import audit
 from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent
 from carehub.clock import utcnow
 from carehub.realtime.broker import Event
-from carehub.realtime.events import AGENTS_TOPIC
+from carehub.realtime.events import AGENTS_TOPIC, TEAM_CHANGED
 from carehub.runtime import Runtime
 from carehub.tickets import repository as tickets
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 KEEP_ALIVE_SECONDS = 15.0
-MAX_BACKLOG = 2000  # events waiting for a slow reader; past this the stream ends and the console reloads
+MAX_BACKLOG = 10_000  # events waiting for a slow reader; past this the stream ends and the console reloads
 MAX_CHUNK = 500
-TEAM_CACHE_SECONDS = 30.0
+TEAM_CACHE_SECONDS = 600.0
 TEAM_CACHE_SIZE = 10_000
 OVERFLOW = Event(text="event: overflow\ndata: {}\n\n")
 
@@ -37,7 +37,7 @@ OVERFLOW = Event(text="event: overflow\ndata: {}\n\n")
 async def events(request: Request, rt: RuntimeDep, agent: TicketAgent) -> StreamingResponse:
     """Server-sent events: `ticket.created`, `message.created`, `chat.typing`, `chat.read`, `chat.closed`, each
     with JSON data; a comment every 15 s keeps proxies from closing it. Events are live only: after a reconnect,
-    read the queue again (GET /api/v1/tickets) for what happened in between. A reader that falls more than 2,000
+    read the queue again (GET /api/v1/tickets) for what happened in between. A reader that falls more than 10,000
     events behind gets `overflow` and the stream ends: reconnect and read the queue again."""
     async with rt.transaction() as tx:
         await audit.record(
@@ -57,12 +57,17 @@ async def events(request: Request, rt: RuntimeDep, agent: TicketAgent) -> Stream
 
 class TicketTeams:
     """Tickets' teams, for deciding which agent may see an event: looked up in one query per batch of events and
-    remembered for TEAM_CACHE_SECONDS by the whole process (every stream shares it, so a reconnecting stream does
-    not start cold); a ticket moved to another team stops showing to the old one within that."""
+    remembered by the whole process (every stream shares it, so a reconnecting stream does not start cold). A
+    ticket moved to another team is forgotten at once on every replica (TEAM_CHANGED); TEAM_CACHE_SECONDS is the
+    backstop should that event be lost."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._teams: dict[int, tuple[str | None, float]] = {}
+
+    def on_event(self, event: Event) -> None:
+        if event.text == TEAM_CHANGED and event.ticket_id is not None:
+            self._teams.pop(event.ticket_id, None)
 
     async def of(self, ticket_ids: set[int]) -> dict[int, str | None]:
         now = time.monotonic()

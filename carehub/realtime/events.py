@@ -11,6 +11,12 @@ from carehub.realtime.broker import Event
 from carehub.tickets.reference import format_reference
 
 AGENTS_TOPIC = "agents"
+# A ticket changed team: who may see its events changed (an SSE comment, so a stream passing it on is harmless).
+TEAM_CHANGED = ": team changed\n\n"
+
+
+def team_changed(ticket_id: int) -> tuple[str, Event]:
+    return AGENTS_TOPIC, Event(text=TEAM_CHANGED, ticket_id=ticket_id)
 
 
 def agent_event(kind: str, *, ticket_id: int, **data: Any) -> Event:

@@ -31,6 +31,7 @@ from carehub.models import (
 )
 from carehub.outbox.staging import queue_message
 from carehub.problems import Problem
+from carehub.realtime.events import team_changed
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
@@ -216,6 +217,8 @@ async def change(
         raise Problem(422, "Nothing to change: send one or more of status, priority, assignee_id.")
     if "team" in values and values["team"] is not None:
         values["team"] = values["team"].strip().lower()
+    if "team" in values and values["team"] != row.team:
+        tx.staged_events.append(team_changed(ticket_id))
     if values.get("assignee_id") is not None:
         assignee = await agents.agent_by_id(conn, values["assignee_id"])
         if assignee is None or not assignee.is_active:

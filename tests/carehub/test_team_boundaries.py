@@ -118,5 +118,17 @@ async def test_the_live_stream_shows_an_agent_only_their_teams_tickets(settings:
                 subject = f"Re: Question [{hub_setup[topic]}]"  # the reference threads it onto that ticket
                 await post_email(live.client, resident_mail(sender, subject, f"On {topic}.\n"))
             await stream.wait_for("message.created", body="On none.")
+            # The roads ticket moves to parks: from then on its news is not this agent's to see.
+            moved = await live.client.patch(
+                f"/api/v1/tickets/{hub_setup['roads']}", json={"team": "parks"}, headers=bearer(hub_setup["supervisor"])
+            )
+            assert moved.status_code == 200
+            for sender, topic, body in (
+                ("a@example.org", "roads", "After the move."),
+                ("c@example.org", "none", "End."),
+            ):
+                subject = f"Re: Question [{hub_setup[topic]}]"
+                await post_email(live.client, resident_mail(sender, subject, body + "\n"))
+            await stream.wait_for("message.created", body="End.")
         shown = [data["body"] for name, data in stream.events if name == "message.created"]
-        assert shown == ["On roads.", "On none."]  # the parks follow-up, sent first, never came
+        assert shown == ["On roads.", "On none.", "End."]  # the parks follow-ups never came
