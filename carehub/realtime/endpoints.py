@@ -94,8 +94,14 @@ async def _stream(rt: Runtime, agent: CurrentAgent, teams: TicketTeams) -> Async
     agent_id = agent.id
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
+    overflowed = False
+
     def on_event(event: Event) -> None:
+        nonlocal overflowed
+        if overflowed:
+            return
         if queue.qsize() >= MAX_BACKLOG:
+            overflowed = True  # one marker; the reader gets it after what is already queued, and the stream ends
             queue.put_nowait(OVERFLOW)
         else:
             queue.put_nowait(event)
