@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from carehub import health
 from carehub.agents import endpoints as agents
+from carehub.canned import endpoints as canned
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mail.archive)
     app.include_router(realtime.router)
     app.include_router(agents.router)
+    app.include_router(canned.router)
     app.include_router(console.router)
     app.include_router(chat.resident)
     app.include_router(chat.agent)

@@ -290,6 +290,22 @@ class Attachment(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class CannedResponse(SQLModel, table=True):
+    """A reply agents reuse, per language, for everyone or one team; {contact_name}, {reference}, {agent_name} and
+    {city_name} are filled in for the ticket at hand. Versions of one reply in several languages share a title."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("title", "language", "team", name="uq_canned_title_language_team"),)
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = _str(100)
+    language: str = _str(8, default="en")
+    team: str | None = _str(64, default=None)
+    body: str = Field(sa_type=Text)
+    created_by: int = Field(foreign_key="agents.id")
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class AuditEvent(SQLModel, table=True):
     """Who did what to which record, including reads: the municipal privacy audit trail."""
 
