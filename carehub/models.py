@@ -290,6 +290,18 @@ class Attachment(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class TicketNote(SQLModel, table=True):
+    """A private note on a ticket, between agents: never sent to the resident. mentions: the agents it names."""
+
+    __tablename__ = "ticket_notes"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    author_agent_id: int = Field(foreign_key="agents.id")
+    body: str = Field(sa_type=Text)
+    mentions: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _ts()
+
+
 class CannedResponse(SQLModel, table=True):
     """A reply agents reuse, per language, for everyone or one team; {contact_name}, {reference}, {agent_name} and
     {city_name} are filled in for the ticket at hand. Versions of one reply in several languages share a title."""
@@ -390,9 +402,22 @@ class ChatDetail(SQLModel):
     agent_read_seq: int
 
 
+class NotePublic(SQLModel):
+    id: int
+    author_agent_id: int
+    body: str
+    mentions: list[int]
+    created_at: datetime
+
+
+class NoteCreate(SQLModel):
+    body: str = Field(min_length=1, max_length=20_000)
+
+
 class TicketDetail(TicketSummary):
     contact_addresses: list[str]
     messages: list[MessagePublic]
+    notes: list[NotePublic] = []
     chat: ChatDetail | None = None
 
 

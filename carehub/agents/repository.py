@@ -86,3 +86,11 @@ async def set_teams(conn: AsyncConnection, agent_id: int, teams: frozenset[str])
     await conn.execute(delete(TEAMS).where(TEAMS.c.agent_id == agent_id))
     if teams:
         await conn.execute(insert(TEAMS), [{"agent_id": agent_id, "team": t} for t in sorted(teams)])
+
+
+async def active_by_handles(conn: AsyncConnection, handles: set[str]) -> list[AnyRow]:
+    """Active agents named by @handles: a whole email address, or the part before the @."""
+    if not handles:
+        return []
+    rows = await conn.execute(select(AGENTS).where(AGENTS.c.is_active.is_(True)))
+    return [r for r in rows if r.email in handles or r.email.partition("@")[0] in handles]

@@ -10,6 +10,7 @@ from carehub.agents.auth import AnyAgent, RuntimeDep, TicketAgent
 from carehub.clock import utcnow
 from carehub.models import (
     MessagePublic,
+    NoteCreate,
     ReplyCreate,
     TicketDetail,
     TicketPage,
@@ -83,6 +84,16 @@ async def reply(
         if message.id == message_id:
             return message
     raise Problem(500, "The reply was stored but could not be read back.")
+
+
+@router.post("/tickets/{ref}/notes", status_code=status.HTTP_201_CREATED)
+async def add_note(ref: str, payload: NoteCreate, rt: RuntimeDep, agent: TicketAgent) -> dict[str, object]:
+    """A private note for agents (never sent to the resident). Mention colleagues with @name (the part of their
+    email before the @) or @their.email@city.ca; unknown_mentions lists names that reached nobody."""
+    ticket_id = service.ticket_id_from(rt.settings, ref)
+    async with rt.transaction() as tx:
+        added = await service.add_note(tx, rt.settings, ticket_id, agent, payload.body, utcnow())
+    return {**added.note.model_dump(mode="json"), "unknown_mentions": added.unknown_mentions}
 
 
 @router.post("/tickets/{ref}/claim", status_code=status.HTTP_204_NO_CONTENT)

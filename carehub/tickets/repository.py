@@ -10,12 +10,13 @@ from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow, insert_or_ignore
-from carehub.models import Message, Outbox, Ticket, TicketStatus
+from carehub.models import Message, Outbox, Ticket, TicketNote, TicketStatus
 from channels.base import ChannelKind
 
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+NOTES = TicketNote.__table__  # type: ignore[attr-defined]
 
 
 async def create_ticket(
@@ -212,3 +213,19 @@ async def claim_ticket(conn: AsyncConnection, ticket_id: int, agent_id: int, now
 async def teams_of(conn: AsyncConnection, ticket_ids: Collection[int]) -> dict[int, str | None]:
     rows = await conn.execute(select(TICKETS.c.id, TICKETS.c.team).where(TICKETS.c.id.in_(sorted(ticket_ids))))
     return {r.id: r.team for r in rows}
+
+
+async def add_note(
+    conn: AsyncConnection, *, ticket_id: int, author_agent_id: int, body: str, mentions: list[int], now: datetime
+) -> AnyRow:
+    return (
+        await conn.execute(
+            insert(NOTES)
+            .values(ticket_id=ticket_id, author_agent_id=author_agent_id, body=body, mentions=mentions, created_at=now)
+            .returning(*NOTES.c)
+        )
+    ).one()
+
+
+async def notes_of(conn: AsyncConnection, ticket_id: int) -> list[AnyRow]:
+    return list(await conn.execute(select(NOTES).where(NOTES.c.ticket_id == ticket_id).order_by(NOTES.c.id)))

@@ -3,8 +3,9 @@ Runs inside the caller's transaction; never commits. Every read and change is au
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +24,7 @@ from carehub.models import (
     DeliveryPublic,
     EmailDetail,
     MessagePublic,
+    NotePublic,
     Role,
     TicketDetail,
     TicketStatus,
@@ -31,7 +33,7 @@ from carehub.models import (
 )
 from carehub.outbox.staging import queue_message
 from carehub.problems import Problem
-from carehub.realtime.events import team_changed
+from carehub.realtime.events import AGENTS_TOPIC, agent_event, team_changed
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
@@ -100,6 +102,7 @@ async def detail(
         **summary(settings, row).model_dump(),
         contact_addresses=addresses,
         messages=messages,
+        notes=[_note(n) for n in await tickets.notes_of(conn, ticket_id)],
         chat=None
         if conversation is None
         else ChatDetail(
@@ -167,6 +170,66 @@ async def reply(
     await tickets.note_reply(conn, ticket_id, now)
     await audit.agent_on_ticket(conn, agent.id, "reply", ticket_id, now, {"message_id": message_id})
     return message_id
+
+
+MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9._%+-]+(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
+
+
+class NoteAdded(NamedTuple):
+    note: NotePublic
+    unknown_mentions: list[str]
+
+
+async def add_note(
+    tx: Tx, settings: Settings, ticket_id: int, agent: CurrentAgent, body: str, now: datetime
+) -> NoteAdded:
+    """A private note (never sent to the resident). @name or @name@city.ca mentions an agent who can see the
+    ticket; mentioned agents are told on the live stream."""
+    conn = tx.conn
+    row = await load(conn, settings, ticket_id, agent)
+    handles = {h.lower() for h in MENTION.findall(body)}
+    mentioned: set[int] = set()
+    reached: set[str] = set()
+    for candidate in await agents.active_by_handles(conn, handles):
+        role = Role(candidate.role)
+        colleague = CurrentAgent(
+            id=candidate.id,
+            email=candidate.email,
+            name=candidate.name,
+            role=role,
+            teams=await agents.teams_of(conn, candidate.id),
+        )
+        if role is not Role.COMMUNICATIONS and colleague.can_see(row.team):
+            mentioned.add(candidate.id)
+            reached |= handles & {candidate.email, candidate.email.partition("@")[0]}
+    note = await tickets.add_note(
+        conn, ticket_id=ticket_id, author_agent_id=agent.id, body=body, mentions=sorted(mentioned), now=now
+    )
+    await audit.agent_on_ticket(conn, agent.id, "note", ticket_id, now, {"note_id": note.id})
+    tx.staged_events.append(
+        (
+            AGENTS_TOPIC,
+            agent_event(
+                "note.created",
+                ticket_id=ticket_id,
+                reference=format_reference(settings.ticket_prefix, ticket_id),
+                note_id=note.id,
+                author_agent_id=agent.id,
+                mentions=sorted(mentioned),
+            ),
+        )
+    )
+    return NoteAdded(_note(note), sorted(handles - reached))
+
+
+def _note(row: AnyRow) -> NotePublic:
+    return NotePublic(
+        id=row.id,
+        author_agent_id=row.author_agent_id,
+        body=row.body,
+        mentions=row.mentions or [],
+        created_at=row.created_at,
+    )
 
 
 async def _chat_reply(
