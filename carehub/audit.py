@@ -26,12 +26,25 @@ async def agent_on_ticket(
     now: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
+    await by_agent(conn, agent_id, action, "ticket", ticket_id, now, detail)
+
+
+async def by_agent(
+    conn: AsyncConnection,
+    agent_id: int,
+    action: str,
+    entity_type: str,
+    entity_id: int,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """What an agent did to a record (or, for "stream" and "sign_in", on their own account)."""
     await record(
         conn,
         actor=agent_actor(agent_id),
         action=action,
-        entity_type="ticket",
-        entity_id=ticket_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
         now=now,
         detail=detail,
     )

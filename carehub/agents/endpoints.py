@@ -54,14 +54,8 @@ async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admi
         if teams is not None:
             await repository.set_teams(tx.conn, agent_id, frozenset(t.strip().lower() for t in teams if t.strip()))
         ended = await sessions.end_all(tx.conn, agent_id, now) if values.get("is_active") is False else 0
-        await audit.record(
-            tx.conn,
-            actor=audit.agent_actor(admin.id),
-            action="update",
-            entity_type="agent",
-            entity_id=agent_id,
-            now=now,
-            detail=changes.model_dump(exclude_unset=True, mode="json"),
+        await audit.by_agent(
+            tx.conn, admin.id, "update", "agent", agent_id, now, changes.model_dump(exclude_unset=True, mode="json")
         )
         row = await repository.agent_by_id(tx.conn, agent_id)
         now_in = await repository.teams_of(tx.conn, agent_id)

@@ -107,9 +107,7 @@ async def create_canned(payload: CannedCreate, rt: RuntimeDep, agent: Writer) ->
                 .returning(*CANNED.c)
             )
         ).one()
-        await audit.record(
-            tx.conn, actor=audit.agent_actor(agent.id), action="create", entity_type="canned", entity_id=row.id, now=now
-        )
+        await audit.by_agent(tx.conn, agent.id, "create", "canned", row.id, now)
     return CannedPublic.model_validate(row._mapping)
 
 
@@ -131,14 +129,7 @@ async def update_canned(canned_id: int, changes: CannedUpdate, rt: RuntimeDep, a
                 update(CANNED).where(CANNED.c.id == canned_id).values(**values, updated_at=now).returning(*CANNED.c)
             )
         ).one()
-        await audit.record(
-            tx.conn,
-            actor=audit.agent_actor(agent.id),
-            action="update",
-            entity_type="canned",
-            entity_id=canned_id,
-            now=now,
-        )
+        await audit.by_agent(tx.conn, agent.id, "update", "canned", canned_id, now)
     return CannedPublic.model_validate(row._mapping)
 
 
@@ -147,14 +138,7 @@ async def delete_canned(canned_id: int, rt: RuntimeDep, agent: Writer) -> Respon
     await _get(rt, canned_id, agent)
     async with rt.transaction() as tx:
         await tx.conn.execute(delete(CANNED).where(CANNED.c.id == canned_id))
-        await audit.record(
-            tx.conn,
-            actor=audit.agent_actor(agent.id),
-            action="delete",
-            entity_type="canned",
-            entity_id=canned_id,
-            now=utcnow(),
-        )
+        await audit.by_agent(tx.conn, agent.id, "delete", "canned", canned_id, utcnow())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

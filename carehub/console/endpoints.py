@@ -139,14 +139,7 @@ async def login(
                 ip=ip,
                 user_agent=request.headers.get("user-agent"),
             )
-            await audit.record(
-                tx.conn,
-                actor=audit.agent_actor(row.id),
-                action="sign_in",
-                entity_type="agent",
-                entity_id=row.id,
-                now=now,
-            )
+            await audit.by_agent(tx.conn, row.id, "sign_in", "agent", row.id, now)
             failed = False
     if failed:
         return _login_form(rt, email=email, error=BAD_SIGN_IN, status_code=401)

@@ -40,14 +40,7 @@ async def events(request: Request, rt: RuntimeDep, agent: TicketAgent) -> Stream
     read the queue again (GET /api/v1/tickets) for what happened in between. A reader that falls more than 10,000
     events behind gets `overflow` and the stream ends: reconnect and read the queue again."""
     async with rt.transaction() as tx:
-        await audit.record(
-            tx.conn,
-            actor=audit.agent_actor(agent.id),
-            action="stream",
-            entity_type="agent",
-            entity_id=agent.id,
-            now=utcnow(),
-        )
+        await audit.by_agent(tx.conn, agent.id, "stream", "agent", agent.id, utcnow())
     return StreamingResponse(
         _stream(rt, agent, request.app.state.ticket_teams),
         media_type="text/event-stream",
