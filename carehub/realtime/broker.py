@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,9 +73,6 @@ class Broker:
             if not listeners:
                 del self._listeners[topic]
 
-    def listening(self, topic: str) -> bool:
-        return topic in self._listeners
-
     def publish(self, topic: str, event: Event) -> None:
         """Hand an event to every listener of the topic, on every replica; never waits, never raises."""
         self._dispatch(topic, event)
@@ -93,7 +91,9 @@ class RedisBroker(Broker):
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
-        self._redis: Redis = Redis.from_url(url, decode_responses=True)
+        # Named, so an operator (or a test) can tell this replica's connections apart in CLIENT LIST.
+        self.client_name = f"{prefix}-broker-{secrets.token_hex(4)}"
+        self._redis: Redis = Redis.from_url(url, decode_responses=True, client_name=self.client_name)
         self._prefix = prefix + ":"
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None

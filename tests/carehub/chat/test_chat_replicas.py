@@ -10,11 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from carehub.realtime.broker import RedisBroker
 from carehub.settings import Settings
 from tests.carehub.chat.conftest import chat_settings
 from tests.conftest import running_hub
 from tests.support.chat import agent_stream, reply, resident
+from tests.support.live import live_hub
 from tests.support.processes import carehub_process, settings_env
 from tests.support.stores import RUN_ID
 from tests.support.waiting import eventually
@@ -91,3 +94,33 @@ async def test_events_cross_replicas_and_a_resident_resumes_on_the_other_one(
                 await back.hello()
                 await reply(api_a, token, reference, "Done, thank you for waiting.")  # written on A, socket on B
                 assert (await back.expect("message", seq=4))["body"] == "Done, thank you for waiting."
+
+
+async def test_a_socket_catches_up_what_pubsub_dropped_while_redis_reconnected(
+    settings: Settings, redis_url: str
+) -> None:
+    """Redis drops this replica's subscriber; an agent's reply published meanwhile reaches nobody through pub/sub.
+    When the broker has reconnected, every socket looks in the database and the resident gets the reply."""
+    hub_settings = chat_settings(settings, redis_url=redis_url, realtime_prefix=f"carehub-test-{RUN_ID}-drop")
+    async with live_hub(hub_settings) as live:
+        token = await live.agent_token()
+        broker = live.runtime.broker
+        assert isinstance(broker, RedisBroker)
+        async with resident(live.ws_url) as jo:
+            await jo.hello()
+            await jo.say("Garbage bin stolen")
+            await jo.expect("message", seq=2)
+            admin = Redis.from_url(redis_url, decode_responses=True)
+            try:
+                subscribers = [
+                    c["id"]
+                    for c in await admin.client_list()
+                    if c.get("name") == broker.client_name and "P" in c.get("flags", "")
+                ]
+                assert len(subscribers) == 1
+                await admin.client_kill_filter(_id=subscribers[0])
+            finally:
+                await admin.aclose()
+            await reply(live.client, token, jo.reference, "A new bin is on its way.")
+            caught_up = await jo.expect("message", seq=3)
+            assert caught_up["body"] == "A new bin is on its way."
