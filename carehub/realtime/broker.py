@@ -98,6 +98,7 @@ class RedisBroker(Broker):
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._outgoing: list[tuple[str, str]] = []
+        self._closed = False
         self._flusher: asyncio.Task[None] | None = None
         # Subscribed always, so the reader has something to read before the first listener comes.
         self._control = self._prefix + "hub"
@@ -106,6 +107,7 @@ class RedisBroker(Broker):
         self._reader = asyncio.create_task(self._read_forever(), name="carehub-pubsub")
 
     async def aclose(self) -> None:
+        self._closed = True  # what is published from now on (work finishing during shutdown) is dropped
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._flusher, 5)
@@ -137,6 +139,8 @@ class RedisBroker(Broker):
     def publish(self, topic: str, event: Event) -> None:
         # Queued and sent by one flusher, many to a pipeline: in order, and a busy hub pays one round trip for
         # many events instead of one each.
+        if self._closed:
+            return
         self._outgoing.append((self._prefix + topic, event.encode()))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
