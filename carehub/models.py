@@ -61,6 +61,8 @@ class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     display_name: str | None = _str(200, default=None)
     language: str = _str(8, default="en")
+    # Merged by an agent into another contact (explicitly, reversibly: see ContactMerge); None for a live contact.
+    merged_into_id: int | None = Field(default=None, foreign_key="contacts.id")
     created_at: datetime = _ts()
 
 
@@ -91,6 +93,9 @@ class Agent(SQLModel, table=True):
     is_active: bool = True
     # argon2id, for signing in to the console; None: this agent signs in with API tokens only.
     password_hash: str | None = _str(200, default=None)
+    # Round-robin assignment: at most this many active tickets at once; the longest-waiting agent gets the next.
+    capacity: int = 5
+    last_assigned_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
 
 
@@ -148,6 +153,7 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tickets_status_created", "status", "created_at"),
         Index("ix_tickets_contact_status", "contact_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
     )
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id")
@@ -165,6 +171,104 @@ class Ticket(SQLModel, table=True):
     last_inbound_at: datetime | None = _ts(nullable=True)
     first_response_at: datetime | None = _ts(nullable=True)
     resolved_at: datetime | None = _ts(nullable=True)
+    # Arrival automation (routing rules, auto-assignment) ran; a sweep finishes tickets a crash left without it.
+    routed_at: datetime | None = _ts(nullable=True, index=True)
+    # SLA: due times in business hours, computed by the worker's cron (None: not computed since team or priority
+    # last changed); warned and breached record when supervisors were told.
+    sla_computed_at: datetime | None = _ts(nullable=True)
+    first_response_due_at: datetime | None = _ts(nullable=True, index=True)
+    resolution_due_at: datetime | None = _ts(nullable=True, index=True)
+    sla_warned_at: datetime | None = _ts(nullable=True)
+    sla_breached_at: datetime | None = _ts(nullable=True)
+    # This ticket was merged into another (see TicketMerge, which can undo it).
+    merged_into_id: int | None = Field(default=None, foreign_key="tickets.id")
+
+
+class TicketLabel(SQLModel, table=True):
+    __tablename__ = "ticket_labels"
+    ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
+    label: str = Field(sa_type=String(64), primary_key=True, index=True)
+
+
+class SlaPolicy(SQLModel, table=True):
+    """Targets for one team (None: any team without its own) and priority, in business minutes."""
+
+    __tablename__ = "sla_policies"
+    __table_args__ = (UniqueConstraint("team", "priority", name="uq_sla_team_priority"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team: str | None = _str(64, default=None)
+    priority: Priority = _str(16)
+    first_response_minutes: int
+    resolution_minutes: int
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class RoutingRule(SQLModel, table=True):
+    """On arrival, the first active rule (by position) whose conditions all hold sets team, priority and labels.
+    A condition left None matches anything; keywords match if any appears in the first message."""
+
+    __tablename__ = "routing_rules"
+    id: int | None = Field(default=None, primary_key=True)
+    position: int = 0
+    name: str = _str(100)
+    keywords: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    channel: Channel | None = _str(8, default=None)
+    language: str | None = _str(8, default=None)
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id")
+    set_team: str | None = _str(64, default=None)
+    set_priority: Priority | None = _str(16, default=None)
+    add_labels: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    is_active: bool = True
+    created_by: int = Field(foreign_key="agents.id")
+    created_at: datetime = _ts()
+
+
+class TicketMerge(SQLModel, table=True):
+    """One ticket merged into another: what moved, so unmerging puts back exactly that."""
+
+    __tablename__ = "ticket_merges"
+    id: int | None = Field(default=None, primary_key=True)
+    source_ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    target_ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    message_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    note_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    source_status: TicketStatus = _str(16)
+    merged_by: int = Field(foreign_key="agents.id")
+    merged_at: datetime = _ts()
+    unmerged_by: int | None = Field(default=None, foreign_key="agents.id")
+    unmerged_at: datetime | None = _ts(nullable=True)
+
+
+class ContactMerge(SQLModel, table=True):
+    """One contact merged into another by an agent: the addresses and tickets that moved, so it can be undone."""
+
+    __tablename__ = "contact_merges"
+    id: int | None = Field(default=None, primary_key=True)
+    kept_contact_id: int = Field(foreign_key="contacts.id", index=True)
+    merged_contact_id: int = Field(foreign_key="contacts.id", index=True)
+    address_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    ticket_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    merged_by: int = Field(foreign_key="agents.id")
+    merged_at: datetime = _ts()
+    unmerged_by: int | None = Field(default=None, foreign_key="agents.id")
+    unmerged_at: datetime | None = _ts(nullable=True)
+
+
+class CsatSurvey(SQLModel, table=True):
+    """The one satisfaction question sent after a ticket is resolved, answered by reply (SMS) or by link.
+    The link carries a random key stored only as its SHA-256; team is the ticket's team when it was sent."""
+
+    __tablename__ = "csat_surveys"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", unique=True)
+    team: str | None = _str(64, default=None, index=True)
+    channel: Channel = _str(8)
+    token_hash: str = _str(64, unique=True)
+    sent_at: datetime = _ts()
+    rating: int | None = None  # 1 (very unhappy) to 5 (very happy)
+    comment: str | None = Field(default=None, sa_type=Text)
+    answered_at: datetime | None = _ts(nullable=True)
 
 
 class ChatStatus(StrEnum):

@@ -121,6 +121,22 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=5, ge=1)
     login_max_failures_per_client: int = Field(default=20, ge=1)
 
+    # The agents' console: the city's business calendar (SLA clocks run only inside it; the acknowledgement says
+    # when an answer can be expected outside it), assignment, SLA alerts and the satisfaction survey.
+    business_hours: str = Field(
+        default="mon-fri 08:30-16:30", description="When customer care works: e.g. 'mon-fri 08:30-16:30'."
+    )
+    business_timezone: str = "America/Toronto"
+    holidays: list[date] = Field(default_factory=list, description="Days customer care is closed (SLA clocks stop).")
+    auto_assign: bool = Field(
+        default=True, description="Give new tickets round-robin to online agents of the team, up to their capacity."
+    )
+    sla_interval_seconds: int = Field(default=60, ge=5, le=3600, description="How often SLA timers are checked.")
+    sla_warning_minutes: int = Field(
+        default=30, ge=0, description="Supervisors are warned this many business minutes before a target is missed."
+    )
+    csat_enabled: bool = Field(default=True, description="Ask one satisfaction question after a ticket is resolved.")
+
     templates_dir: Path | None = Field(default=None, description="Defaults to templates/ beside the source tree.")
     reopen_window_days: int = Field(
         default=7,

@@ -22,3 +22,11 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database schema to `revision`. Synchronous: call it before the event loop, or in a thread."""
     command.upgrade(alembic_config(settings), revision)
+
+
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Full-text search lives outside the models (migration 0011): SQLite's FTS5 tables (and their shadow tables),
+    PostgreSQL's expression indexes."""
+    if name is None:
+        return True
+    return not ((type_ == "table" and "_fts" in name) or (type_ == "index" and name.endswith("_search")))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import carehub.models  # noqa: F401 - registers every table on SQLModel.metadata
+from carehub.migrations import include_name
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
