@@ -490,9 +490,17 @@ class TicketSummary(SQLModel):
     subject: str | None
     contact_id: int
     linked_ticket_id: int | None
+    merged_into_id: int | None = None
     created_at: datetime
     updated_at: datetime
     last_inbound_at: datetime | None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    # SLA timers (business hours), computed by the worker; None until computed or when no policy applies.
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    labels: list[str] = []
 
 
 class ChatDetail(SQLModel):
@@ -532,6 +540,8 @@ class TicketPage(SQLModel):
 
 class ReplyCreate(SQLModel):
     body: str = Field(min_length=1, max_length=20_000)  # per channel limits apply too (SMS: 1,600)
+    # Answer on another channel the resident has used (e.g. a chat answered by SMS); None: the ticket's channel.
+    channel: Channel | None = None
 
 
 class TicketUpdate(SQLModel):
