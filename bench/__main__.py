@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import chat, email_ingest, email_outbound, inbound_sms
+from bench import chat, email_ingest, email_outbound, inbound_sms, queue
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "inbound_sms": inbound_sms.main,
     "email_ingest": email_ingest.main,
     "email_outbound": email_outbound.main,
     "chat": chat.main,
+    "queue": queue.main,
 }
 
 

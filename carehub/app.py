@@ -19,7 +19,13 @@ from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
 from carehub.chat.writer import ChatWriter
+from carehub.console import assets as console_assets
 from carehub.console import endpoints as console
+from carehub.console import queue_page, settings_page, ticket_page
+from carehub.console import supervisor as supervisor_page
+from carehub.console.views import SignInRequired, redirect_to_sign_in
+from carehub.contacts import endpoints as contacts
+from carehub.csat import endpoints as csat
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
@@ -30,9 +36,15 @@ from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.problems import install_problem_handlers
 from carehub.realtime import endpoints as realtime
 from carehub.realtime.events import AGENTS_TOPIC
+from carehub.reports import endpoints as reports
+from carehub.routing import endpoints as routing
+from carehub.routing.arrival import embedded_routing_timer
 from carehub.runtime import Runtime
 from carehub.settings import Settings, get_settings
+from carehub.sla import endpoints as sla
+from carehub.sla.timers import start_embedded as start_sla_timer
 from carehub.tickets import endpoints as tickets
+from carehub.tickets import operations as ticket_operations
 
 log = logging.getLogger("carehub")
 GC_YOUNG_THRESHOLD = 20_000
@@ -84,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await rt.broker.start()
         availability = asyncio.create_task(chat_hub.watch_availability())
         sweeper = await start_delivery(rt)
+        sla_timer = start_sla_timer(rt)
+        routing_timer = embedded_routing_timer(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
             smtpd = await start_listener(rt, settings.smtp_inbound_host, settings.smtp_inbound_port)
@@ -102,6 +116,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await smtpd.wait_closed()
             if sweeper is not None:
                 await sweeper.stop()
+            if sla_timer is not None:
+                await sla_timer.stop()
+            if routing_timer is not None:
+                await routing_timer.stop()
             availability.cancel()
             if chat_hub.writer is not None:
                 await chat_hub.writer.aclose()
@@ -117,12 +135,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(inbound.router)
     app.include_router(tickets.router)
+    app.include_router(ticket_operations.router)
+    app.include_router(contacts.router)
     app.include_router(mail.webhook)
     app.include_router(mail.archive)
     app.include_router(realtime.router)
     app.include_router(agents.router)
     app.include_router(canned.router)
+    app.include_router(sla.router)
+    app.include_router(routing.router)
     app.include_router(console.router)
+    app.include_router(console_assets.router)
+    app.include_router(queue_page.router)
+    app.include_router(ticket_page.router)
+    app.include_router(settings_page.router)
+    app.add_exception_handler(SignInRequired, lambda _request, _exc: redirect_to_sign_in())
+    app.include_router(csat.router)
+    app.include_router(reports.router)
+    app.include_router(supervisor_page.router)
     app.include_router(chat.resident)
     app.include_router(chat.agent)
     app.add_middleware(

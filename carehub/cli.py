@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
 
 import uvicorn
+from sqlalchemy import update
 
 from carehub.agents import repository as agents
 from carehub.chat.protocol import WS_SERVER_OPTIONS
@@ -46,8 +48,13 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int = 1) -> Non
     )
 
 
-async def _first_agent_token(settings: Settings) -> str | None:
-    """In dev, make sure there is an admin to try the API with; print its token once."""
+async def _first_agent(settings: Settings) -> tuple[str, str] | None:
+    """In dev, make sure there is an admin to try the API and the console with: (API token, console password),
+    printed once; None if there are agents already."""
+    from carehub.agents import passwords
+
+    password = secrets.token_urlsafe(12)
+    hashed = await passwords.hash_password(password)
     engine = create_engine(settings)
     try:
         async with transaction(engine) as tx:
@@ -57,7 +64,10 @@ async def _first_agent_token(settings: Settings) -> str | None:
             agent_id = await agents.create_agent(
                 tx.conn, email=DEV_AGENT_EMAIL, name="Dev Admin", role=Role.ADMIN, now=now
             )
-            return await agents.issue_token(tx.conn, agent_id, "dev", now)
+            await tx.conn.execute(
+                update(agents.AGENTS).where(agents.AGENTS.c.id == agent_id).values(password_hash=hashed)
+            )
+            return await agents.issue_token(tx.conn, agent_id, "dev", now), password
     finally:
         await engine.dispose()
 
@@ -68,13 +78,17 @@ def cmd_dev(args: argparse.Namespace) -> None:
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings)
-    token = asyncio.run(_first_agent_token(settings))
+    first = asyncio.run(_first_agent(settings))
     _print(
         f"carehub dev: http://{args.host}:{args.port}  (store: {settings.database_url}, delivery: "
         f"{'in-process' if settings.embedded_delivery else settings.redis_url})"
     )
-    if token:
-        _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {token}")
+    if first:
+        _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {first[0]}")
+        _print(
+            f"Agent console: http://{args.host}:{args.port}/console  (sign in as {DEV_AGENT_EMAIL}, password "
+            f"(shown once): {first[1]})"
+        )
     _print(
         f"Web chat: the widget on a demo page at http://{args.host}:{args.port}/chat/demo; agents see it live on "
         "GET /api/v1/events (chat is offered in CAREHUB_CHAT_HOURS while an agent holds that stream open)"

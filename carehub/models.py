@@ -526,11 +526,21 @@ class NoteCreate(SQLModel):
     body: str = Field(min_length=1, max_length=20_000)
 
 
+class CsatResult(SQLModel):
+    """The resident's answer to the satisfaction survey (1 poor to 5 excellent)."""
+
+    rating: int
+    comment: str | None
+    answered_at: datetime
+
+
 class TicketDetail(TicketSummary):
     contact_addresses: list[str]
     messages: list[MessagePublic]
     notes: list[NotePublic] = []
     chat: ChatDetail | None = None
+    merged_into: str | None = None  # the reference of the ticket this one was merged into (see merged_into_id)
+    csat: CsatResult | None = None  # the survey's answer, once the resident gave one
 
 
 class TicketPage(SQLModel):

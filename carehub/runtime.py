@@ -18,6 +18,7 @@ from carehub.messaging.templates import MessageTemplates, default_templates_dir
 from carehub.outbox.dispatch import Dispatcher, Job
 from carehub.realtime.broker import Broker, Event, RedisBroker
 from carehub.realtime.presence import Presence, RedisPresence
+from carehub.realtime.viewers import RedisViewers, Viewers
 from carehub.settings import Settings
 from channels.base import ChannelAdapter, ChannelKind, ChannelSender
 from channels.registry import build_adapters
@@ -33,6 +34,7 @@ class Runtime:
     broker: Broker
     presence: Presence
     dispatcher: Dispatcher | None = field(default=None)
+    viewers: Viewers = field(default_factory=Viewers)  # who has which ticket open (collision detection)
     # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
     hot_pool: asyncpg.Pool | None = field(default=None)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -51,6 +53,9 @@ class Runtime:
             presence=Presence()
             if settings.redis_url is None
             else RedisPresence(settings.redis_url, settings.realtime_prefix),
+            viewers=Viewers()
+            if settings.redis_url is None
+            else RedisViewers(settings.redis_url, settings.realtime_prefix),
         )
 
     async def open_hot_pool(self) -> None:
@@ -110,6 +115,7 @@ class Runtime:
             await self.dispatcher.aclose()
         await self.broker.aclose()
         await self.presence.aclose()
+        await self.viewers.aclose()
         if self.hot_pool is not None:
             await self.hot_pool.close()
         for adapter in self.adapters.values():

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     auto_assign: bool = Field(
         default=True, description="Give new tickets round-robin to online agents of the team, up to their capacity."
     )
+    routing_interval_seconds: int = Field(
+        default=15, ge=1, le=60, description="How often unrouted tickets are swept and assignments rebalanced."
+    )
     sla_interval_seconds: int = Field(default=60, ge=5, le=3600, description="How often SLA timers are checked.")
     sla_warning_minutes: int = Field(
         default=30, ge=0, description="Supervisors are warned this many business minutes before a target is missed."

@@ -13,7 +13,9 @@ from arq.connections import RedisSettings
 from carehub.outbox.dispatch import SEND_BATCH_JOB, SEND_JOB, ArqDispatcher
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from workers.routing import sweep_routing
 from workers.send_message import send_message, send_messages
+from workers.sla import sla_cron
 from workers.sweeper import sweep_outbox
 
 
@@ -46,7 +48,15 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 run_at_startup=True,
                 unique=True,
                 keep_result=0,
-            )
+            ),
+            cron(
+                sweep_routing,
+                second=set(range(0, 60, settings.routing_interval_seconds)),
+                run_at_startup=True,
+                unique=True,
+                keep_result=0,
+            ),
+            sla_cron(settings),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -15,6 +15,7 @@ from carehub.agents.auth import CurrentAgent, RuntimeDep, require_role
 from carehub.clock import utcnow
 from carehub.models import Role
 from carehub.problems import Problem
+from carehub.routing.assignment import assign_waiting_soon
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 Admin = Annotated[CurrentAgent, Depends(require_role(Role.ADMIN))]
@@ -24,6 +25,7 @@ class AgentUpdate(SQLModel):
     is_active: bool | None = None
     role: Role | None = None
     teams: list[str] | None = Field(default=None, max_length=50, description="Replaces the agent's teams.")
+    capacity: int | None = Field(default=None, ge=0, le=50, description="Most active tickets auto-assigned at once.")
 
 
 class AgentPublic(SQLModel):
@@ -33,6 +35,7 @@ class AgentPublic(SQLModel):
     role: Role
     is_active: bool
     teams: list[str]
+    capacity: int
     sessions_ended: int = 0
 
 
@@ -42,7 +45,7 @@ async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admi
     values = changes.model_dump(exclude_unset=True, exclude_none=True)
     teams = values.pop("teams", None)
     if not values and teams is None:
-        raise Problem(422, "Nothing to change: send is_active, role and/or teams.")
+        raise Problem(422, "Nothing to change: send is_active, role, teams and/or capacity.")
     if agent_id == admin.id and values.get("is_active") is False:
         raise Problem(409, "You cannot disable your own account; ask another administrator.")
     now = utcnow()
@@ -60,6 +63,8 @@ async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admi
         row = await repository.agent_by_id(tx.conn, agent_id)
         now_in = await repository.teams_of(tx.conn, agent_id)
     assert row is not None  # noqa: S101 - it was there a moment ago, in this transaction
+    if "capacity" in values or teams is not None:
+        assign_waiting_soon(rt)  # committed: they may have room (or a team) for waiting tickets now
     return AgentPublic(
         id=row.id,
         email=row.email,
@@ -67,5 +72,6 @@ async def update_agent(agent_id: int, changes: AgentUpdate, rt: RuntimeDep, admi
         role=Role(row.role),
         is_active=row.is_active,
         teams=sorted(now_in),
+        capacity=row.capacity,
         sessions_ended=ended,
     )

@@ -94,3 +94,8 @@ async def active_by_handles(conn: AsyncConnection, handles: set[str]) -> list[An
         return []
     rows = await conn.execute(select(AGENTS).where(AGENTS.c.is_active.is_(True)))
     return [r for r in rows if r.email in handles or r.email.partition("@")[0] in handles]
+
+
+async def active_agents(conn: AsyncConnection) -> list[AnyRow]:
+    """Every active account, by name (a city has dozens, not thousands)."""
+    return list(await conn.execute(select(AGENTS).where(AGENTS.c.is_active.is_(True)).order_by(AGENTS.c.name)))

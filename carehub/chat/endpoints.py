@@ -21,6 +21,7 @@ from carehub.chat.socket import ChatSocket
 from carehub.problems import Problem
 from carehub.realtime.broker import Event
 from carehub.runtime import Runtime
+from carehub.static_assets import asset_response
 from carehub.tickets import service as tickets
 
 resident = APIRouter(prefix="/chat", tags=["chat"])
@@ -53,13 +54,7 @@ def _asset(request: Request, name: str) -> Response:
     asset = _chat(request).assets.get(name)
     if asset is None:
         raise Problem(404, f"The chat widget's {name} is not installed on this hub (templates/chat/{name}).")
-    headers = {"ETag": asset.etag, "Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}
-    if request.headers.get("if-none-match") == asset.etag:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
-    return Response(asset.body, media_type=asset.media_type, headers=headers)
+    return asset_response(request, asset)
 
 
 @resident.get("/config")

@@ -4,10 +4,7 @@ widget's files (read and compressed once); and the answer to "can someone answer
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -20,6 +17,7 @@ from carehub.chat.writer import ChatWriter
 from carehub.clock import utcnow
 from carehub.realtime.presence import Presence
 from carehub.settings import Environment, Settings
+from carehub.static_assets import Asset
 
 log = logging.getLogger("carehub.chat")
 AVAILABILITY_CHECK_SECONDS = 15.0
@@ -31,19 +29,6 @@ class LiveSocket(Protocol):
     def resync(self) -> None: ...
 
     def notify(self, text: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes
-    etag: str
-    media_type: str
-
-    @classmethod
-    def load(cls, path: Path, media_type: str) -> Asset:
-        body = path.read_bytes()
-        return cls(body, gzip.compress(body, 9, mtime=0), f'"{hashlib.sha256(body).hexdigest()[:20]}"', media_type)
 
 
 def origin_of(url: str) -> str:

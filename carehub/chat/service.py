@@ -271,16 +271,12 @@ async def handoff(
     ticket = await tickets.get_ticket(conn, conversation.ticket_id)
     if ticket is None:  # a foreign key makes this impossible
         raise LookupError(f"chat {conversation.id} has no ticket {conversation.ticket_id}")
-    known = await contacts.address_by_value(conn, channel, address)
-    if known is None:
-        address_id = await contacts.add_address(conn, ticket.contact_id, channel, address, now)
-    else:
-        existing, contact_id = known
-        if existing.opted_out or existing.undeliverable_reason is not None:
-            raise BadAddress(address)
-        address_id = existing.id
-        if contact_id != ticket.contact_id:
-            await contacts.merge_into(conn, ticket.contact_id, contact_id)
+    given, contact_id = await adopt_address(conn, ticket.contact_id, channel, address, now)
+    if given.opted_out or given.undeliverable_reason is not None:
+        raise BadAddress(address)
+    address_id = given.id
+    if contact_id != ticket.contact_id:
+        await contacts.merge_into(conn, ticket.contact_id, contact_id)
     await tickets.update_ticket(conn, conversation.ticket_id, {"address_id": address_id, "updated_at": now})
     await chats.set_handoff(conn, conversation.id, channel)
     reference = format_reference(settings.ticket_prefix, conversation.ticket_id)
@@ -301,6 +297,19 @@ async def handoff(
         (topic(conversation.id), Event(text=frame("handoff", channel=channel.value, address=masked)))
     )
     return masked
+
+
+async def adopt_address(
+    conn: AsyncConnection, contact_id: int, channel: ChannelKind, address: str, now: datetime
+) -> tuple[contacts.Address, int]:
+    """An address the resident gave us in a chat (normalised): its row, added to contact_id if nobody has used it,
+    and the contact it belongs to (another one if someone wrote from it before). The caller checks whether it may
+    be written to (opted out, bouncing)."""
+    known = await contacts.address_by_value(conn, channel, address)
+    if known is not None:
+        return known
+    address_id = await contacts.add_address(conn, contact_id, channel, address, now)
+    return contacts.Address(address_id, channel, address, opted_out=False, undeliverable_reason=None), contact_id
 
 
 async def close(

@@ -40,6 +40,7 @@ from carehub.db import AnyRow
 from carehub.models import ChatStatus
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC, agent_event
+from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from channels.base import ChannelKind
 
@@ -239,6 +240,8 @@ class ChatSession:
             except IntegrityError:
                 if attempt == 2:  # the same first message raced in twice: the second finds the first's
                     raise
+        if not opened.resent:
+            route_soon(self.rt, opened.conversation.ticket_id)
         self.conversation = opened.conversation
         self.lang = opened.conversation.language
         await self._listen(opened.conversation)

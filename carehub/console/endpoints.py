@@ -5,11 +5,9 @@ form itself carries a CSRF token tied to a short-lived cookie, so no other site 
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response, status
@@ -47,19 +45,6 @@ async def _signed_in(request: Request, rt: Runtime) -> CurrentAgent | None:
         return await current_agent(request, rt)
     except Problem:
         return None
-
-
-_STYLESHEETS: dict[Path, bytes] = {}
-
-
-@router.get("/console.css")
-async def stylesheet(rt: RuntimeDep) -> Response:
-    path = rt.templates.root / "console" / "console.css"
-    if path not in _STYLESHEETS:  # read once per process
-        _STYLESHEETS[path] = await asyncio.to_thread(path.read_bytes)
-    return Response(
-        _STYLESHEETS[path], media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
-    )
 
 
 @router.get("/login")
@@ -166,11 +151,3 @@ async def logout(request: Request, rt: RuntimeDep) -> Response:
     response = RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("")
-async def home(request: Request, rt: RuntimeDep) -> Response:
-    agent = await _signed_in(request, rt)
-    if agent is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
-    return _page(rt, "home.html.j2", title="Console", agent=agent)

@@ -10,10 +10,13 @@ from weakref import WeakKeyDictionary
 
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
+from carehub.csat import replies as csat_replies
 from carehub.db import Tx
+from carehub.inbound import after_hours
 from carehub.messaging.templates import MessageTemplates
 from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
+from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.tickets import repository as tickets
@@ -49,18 +52,27 @@ INGEST_CALL = (
 )
 
 
-def ack_texts(templates: MessageTemplates, settings: Settings, channel: ChannelKind) -> dict[str, str]:
-    """The acknowledgement in every language we have, with a slot for the reference: rendered once per process."""
+def ack_texts(templates: MessageTemplates, settings: Settings, channel: ChannelKind, now: datetime) -> dict[str, str]:
+    """The acknowledgement in every language we have, with a slot for the reference: rendered once per process.
+    Outside business hours it is the after-hours one (closed now; when staff are back), rendered per opening."""
+    opening = after_hours.reopening(settings, now)
+    if opening is not None:
+        return after_hours.texts(templates, settings, channel, opening, REFERENCE_SLOT)
     return templates.render_each_language(channel, "ack", city_name=settings.city_name, reference=REFERENCE_SLOT)
 
 
 _ACK_JSON: WeakKeyDictionary[MessageTemplates, dict[ChannelKind, str]] = WeakKeyDictionary()
 
 
-def _ack_texts_json(templates: MessageTemplates, settings: Settings, channel: ChannelKind) -> str:
+def _ack_texts_json(templates: MessageTemplates, settings: Settings, channel: ChannelKind, now: datetime) -> str:
+    """What carehub_ingest() is given: which set (in hours, after hours) is chosen here, so the SQL stays as is."""
+    opening = after_hours.reopening(settings, now)
+    if opening is not None:
+        texts = ack_texts(templates, settings, channel, now)
+        return after_hours.for_opening(templates, ("json", channel.value), opening, lambda: json.dumps(texts))
     per_channel = _ACK_JSON.setdefault(templates, {})
     if channel not in per_channel:
-        per_channel[channel] = json.dumps(ack_texts(templates, settings, channel))
+        per_channel[channel] = json.dumps(ack_texts(templates, settings, channel, now))
     return per_channel[channel]
 
 
@@ -82,6 +94,10 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
                 ingested = await ingest(tx, msg, settings=rt.settings, templates=rt.templates, now=now)
         except DuplicateMessage:
             return None
+    if ingested is not None and not ingested.new_ticket:  # a survey answered by reply ("5"): carehub/csat/replies.py
+        await csat_replies.after_ingest(rt, ticket_id=ingested.ticket_id, message_id=ingested.message_id, body=msg.body)
+    if ingested is not None and ingested.new_ticket:
+        route_soon(rt, ingested.ticket_id)  # committed: rules and assignment run after the webhook is answered
     if ingested is not None:
         rt.publish_soon(
             inbound_events(
@@ -111,7 +127,7 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
         subject_from(msg.body),
         now,
         now - timedelta(days=settings.reopen_window_days),
-        _ack_texts_json(rt.templates, settings, msg.channel),
+        _ack_texts_json(rt.templates, settings, msg.channel, now),
         settings.ticket_prefix,
     )
     if row is None:
@@ -164,7 +180,7 @@ async def ingest(
     if sender.opted_out:
         return Ingested(ticket_id, message_id, new_ticket=True, ack_outbox_id=None)
 
-    acks = ack_texts(templates, settings, msg.channel)
+    acks = ack_texts(templates, settings, msg.channel, now)
     ack = acks.get(sender.language, acks["en"]).replace(
         REFERENCE_SLOT, format_reference(settings.ticket_prefix, ticket_id)
     )

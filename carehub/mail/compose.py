@@ -8,9 +8,11 @@ from collections.abc import Collection
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub.csat import messages as csat_messages
 from carehub.db import AnyRow
+from carehub.inbound import after_hours
 from carehub.mail import repository as mail
-from carehub.mail.ingest import ack_context, ack_mail, message_id_for
+from carehub.mail.ingest import ack_context, ack_mail, ack_template, message_id_for
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
 from carehub.runtime import Runtime
 from carehub.tickets.reference import format_reference
@@ -72,17 +74,23 @@ def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     auto = (row.meta or {}).get("auto")  # "ack", "transcript" (a chat's, asked for by the resident), or None
     is_ack = auto == "ack"
     if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
-        text_body, html = ack_mail(rt, row.language, reference)
+        text_body, html = ack_mail(rt, row.language, reference, row.created_at)  # after hours if it was then
     else:
         context = {**ack_context(rt, reference), "contact_name": row.display_name}
         extra = {} if is_ack else {"body": row.body, "agent_name": row.agent_name}
-        template = auto if auto in ("ack", "transcript") else "reply"
+        if auto == "csat":  # the satisfaction survey: its links live only in the stored text
+            extra = csat_messages.mail_context(row.body)
+        template = auto if auto in ("ack", "transcript", "csat") else "reply"
+        if is_ack:  # the one chosen when the mail arrived: after hours, it names the next opening
+            template, extra = ack_template(rt, row.language, after_hours.reopening(settings, row.created_at))
         text_body, html = rt.templates.render_email(template, row.language, **context, **extra)
     topic = thread.latest_inbound_subject or row.subject or settings.city_name
     subject = topic if reference in topic else f"{topic} [{reference}]"
     if thread.latest_inbound_id is not None and not subject.lower().startswith("re:"):
         subject = f"Re: {subject}"
     headers = outgoing_auto_headers("auto-replied", settings.email_from_address) if is_ack else {}
+    if auto == "csat":
+        headers = outgoing_auto_headers("auto-generated", settings.email_from_address)
     created_ms = int(row.created_at.timestamp() * 1000)
     return OutboundEmail(
         message_id=message_id_for(rt, row.id, created_ms),

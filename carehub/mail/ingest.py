@@ -20,7 +20,9 @@ from weakref import WeakKeyDictionary
 from carehub.blobs import key_for
 from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
+from carehub.csat import replies as csat_replies
 from carehub.db import Tx
+from carehub.inbound import after_hours
 from carehub.inbound.service import REFERENCE_SLOT
 from carehub.mail import repository as mail
 from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
@@ -28,6 +30,7 @@ from carehub.models import ACTIVE_TICKET_STATUSES, InboundEmailStatus, TicketSta
 from carehub.outbox import repository as outbox
 from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
+from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
@@ -187,7 +190,13 @@ async def _process(
                 message_id=outcome.message_id,
                 **facts,
             )
+    if outcome.new_ticket and outcome.ticket_id:
+        route_soon(rt, outcome.ticket_id)  # committed: rules and assignment run after the sender is answered
     if outcome.status is InboundEmailStatus.PROCESSED and outcome.ticket_id and outcome.message_id:
+        if not outcome.new_ticket:  # a survey answered by reply ("5"): carehub/csat/replies.py
+            await csat_replies.after_ingest(
+                rt, ticket_id=outcome.ticket_id, message_id=outcome.message_id, body=_body(parsed)
+            )
         rt.publish_soon(
             inbound_events(
                 rt.settings.ticket_prefix,
@@ -235,7 +244,7 @@ async def _ingest_in_one_call(
         _ticket_subject(parsed),
         json.dumps([_attachment_row(a, key) for a, key in attachments]),
         quiet is not None,
-        _ack_texts_json(rt),
+        _ack_texts_json(rt, now),
         settings.ticket_prefix,
         now,
         now - timedelta(days=settings.reopen_window_days),
@@ -404,7 +413,7 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[st
 
 
 async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
-    text_body, _html = ack_mail(rt, language, format_reference(rt.settings.ticket_prefix, ticket_id))
+    text_body, _html = ack_mail(rt, language, format_reference(rt.settings.ticket_prefix, ticket_id), now)
     await queue_message(tx, ticket_id=ticket_id, channel=EMAIL, to=to, body=text_body, now=now, meta={"auto": "ack"})
 
 
@@ -419,24 +428,40 @@ class _Acks:
 _ACKS: WeakKeyDictionary[MessageTemplates, _Acks] = WeakKeyDictionary()
 
 
-def _acks(rt: Runtime) -> _Acks:
+def _render_acks(rt: Runtime, opening: datetime | None) -> _Acks:
+    context = ack_context(rt, REFERENCE_SLOT)
+    mails = {}
+    for language in rt.templates.languages(EMAIL, "ack" if opening is None else after_hours.AFTER_HOURS):
+        template, extra = ack_template(rt, language, opening)
+        mails[language] = rt.templates.render_email(template, language, **context, **extra)
+    return _Acks(mails, json.dumps({language: text for language, (text, _) in mails.items()}))
+
+
+def _acks(rt: Runtime, at: datetime | None) -> _Acks:
+    """The acknowledgements for mail that arrived at `at`: in hours, rendered once; after hours (the office is
+    closed; when it opens), rendered once per opening time. None: the in-hours ones."""
+    opening = None if at is None else after_hours.reopening(rt.settings, at)
+    if opening is not None:
+        return after_hours.for_opening(rt.templates, ("email",), opening, lambda: _render_acks(rt, opening))
     if rt.templates not in _ACKS:
-        context = ack_context(rt, REFERENCE_SLOT)
-        mails = {
-            language: rt.templates.render_email("ack", language, **context)
-            for language in rt.templates.languages(EMAIL, "ack")
-        }
-        _ACKS[rt.templates] = _Acks(mails, json.dumps({language: text for language, (text, _) in mails.items()}))
+        _ACKS[rt.templates] = _render_acks(rt, None)
     return _ACKS[rt.templates]
 
 
-def _ack_texts_json(rt: Runtime) -> str:
-    return _acks(rt).texts_json
+def ack_template(rt: Runtime, language: str, opening: datetime | None) -> tuple[str, dict[str, str]]:
+    """(template, extra context) of the acknowledgement: the after-hours one names the next opening (None: open)."""
+    if opening is None:
+        return "ack", {}
+    return after_hours.AFTER_HOURS, {"reopens": after_hours.reopens_in(rt.settings, opening, language)}
 
 
-def ack_mail(rt: Runtime, language: str, reference: str) -> tuple[str, str]:
-    """The acknowledgement mail (text, HTML) for a ticket, from the once-rendered templates."""
-    mails = _acks(rt).mails
+def _ack_texts_json(rt: Runtime, at: datetime) -> str:
+    return _acks(rt, at).texts_json
+
+
+def ack_mail(rt: Runtime, language: str, reference: str, at: datetime | None = None) -> tuple[str, str]:
+    """The acknowledgement mail (text, HTML) for a ticket whose mail arrived at `at`, from once-rendered templates."""
+    mails = _acks(rt, at).mails
     text, html = mails.get(language, mails[DEFAULT_LANGUAGE])
     return text.replace(REFERENCE_SLOT, reference), html.replace(REFERENCE_SLOT, reference)
 

@@ -25,8 +25,12 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
 
 def include_name(name: str | None, type_: str, _parents: object) -> bool:
-    """Full-text search lives outside the models (migration 0011): SQLite's FTS5 tables (and their shadow tables),
-    PostgreSQL's expression indexes."""
+    """Full-text search lives outside the models (migrations 0011, 0012): SQLite's FTS5 tables (and their shadow
+    tables); PostgreSQL's tickets.search_document column and its index."""
     if name is None:
         return True
-    return not ((type_ == "table" and "_fts" in name) or (type_ == "index" and name.endswith("_search")))
+    return not (
+        (type_ == "table" and "_fts" in name)
+        or (type_ == "index" and name.endswith("_search"))
+        or (type_ == "column" and name == "search_document")
+    )

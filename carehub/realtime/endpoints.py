@@ -16,6 +16,7 @@ from carehub.agents.auth import CurrentAgent, RuntimeDep, TicketAgent
 from carehub.clock import utcnow
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC, TEAM_CHANGED
+from carehub.routing.assignment import assign_waiting_soon
 from carehub.runtime import Runtime
 from carehub.tickets import repository as tickets
 
@@ -101,6 +102,7 @@ async def _stream(rt: Runtime, agent: CurrentAgent, teams: TicketTeams) -> Async
 
     await rt.broker.listen(AGENTS_TOPIC, on_event)
     await rt.presence.enter(agent_id)
+    assign_waiting_soon(rt)  # an agent came online: waiting tickets may go to them
     try:
         yield "retry: 2000\n: connected\n\n"
         while True:

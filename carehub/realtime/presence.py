@@ -31,6 +31,10 @@ class Presence:
     async def online(self) -> int:
         return len(self._here)
 
+    async def online_ids(self) -> set[int]:
+        """The agents online now (on any replica, with Redis): who may be given new tickets."""
+        return set(self._here)
+
     async def aclose(self) -> None:
         return None
 
@@ -57,6 +61,10 @@ class RedisPresence(Presence):
     async def online(self) -> int:
         count: int = await self._redis.zcount(self._key, time.time(), "+inf")
         return count
+
+    async def online_ids(self) -> set[int]:
+        members: list[str] = await self._redis.zrangebyscore(self._key, time.time(), "+inf")
+        return {int(m) for m in members}
 
     async def aclose(self) -> None:
         await self._redis.aclose()

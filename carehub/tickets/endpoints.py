@@ -11,6 +11,7 @@ from carehub.clock import utcnow
 from carehub.models import (
     MessagePublic,
     NoteCreate,
+    Priority,
     ReplyCreate,
     TicketDetail,
     TicketPage,
@@ -18,7 +19,9 @@ from carehub.models import (
     TicketUpdate,
 )
 from carehub.problems import Problem
-from carehub.tickets import repository, service
+from carehub.routing.assignment import assign_waiting_soon
+from carehub.tickets import service
+from carehub.tickets.queue import QueueFilter, SlaFilter, Sort, queue_page
 from channels.base import ChannelKind
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
@@ -36,25 +39,34 @@ async def list_tickets(
     status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     channel: ChannelKind | None = None,
     assignee: Annotated[str | None, Query(pattern=r"^(me|none|\d+)$", description="me, none, or an agent id")] = None,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,12}$")] = None,
+    team: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    priority: Priority | None = None,
+    label: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    sla: Annotated[SlaFilter | None, Query(description="breached, or due_soon (within the hour)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="words in the subject or any message")] = None,
+    sort: Sort = "newest",
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
-    """Newest first: for an agent, their teams' tickets and those without a team; supervisors and admins see
-    all. Pass next_cursor back as cursor for the next page."""
-    assignee_id = agent.id if assignee == "me" else int(assignee) if assignee and assignee.isdigit() else None
+    """The queue: for an agent, their teams' tickets and those without a team; supervisors and admins see all.
+    Tickets merged into another show only when status=closed is asked for. Pass next_cursor back as cursor (with
+    the same sort) for the next page."""
+    f = QueueFilter(
+        assignee=assignee,
+        team=team,
+        channel=channel.value if channel else None,
+        statuses=[s.value for s in status_ or []],
+        priority=priority.value if priority else None,
+        label=label,
+        sla=sla,
+        q=q,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+    )
     async with rt.transaction() as tx:
-        rows = await repository.list_tickets(
-            tx.conn,
-            statuses=[s.value for s in status_] if status_ else None,
-            channel=channel.value if channel else None,
-            assignee_id=assignee_id,
-            unassigned=assignee == "none",
-            before_id=int(cursor) if cursor else None,
-            limit=limit + 1,
-            teams=None if agent.sees_every_team else agent.teams,
-        )
-    items = [service.summary(rt.settings, r) for r in rows[:limit]]
-    return TicketPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+        page = await queue_page(tx.conn, settings=rt.settings, agent=agent, f=f, now=utcnow())
+    return TicketPage(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/tickets/{ref}")
@@ -72,12 +84,20 @@ async def reply(
     agent: TicketAgent,
     idempotency_key: Annotated[str | None, Header(max_length=128, pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> MessagePublic:
-    """Reply on the ticket's channel. The reply is stored and queued in one transaction, then delivered by a
-    worker; its delivery status shows on the ticket. Send an Idempotency-Key header to make retries safe."""
+    """Reply on the ticket's channel, or on `channel` (another one the resident gave us an address for). The reply
+    is stored and queued in one transaction, then delivered by a worker; its delivery status shows on the ticket.
+    Send an Idempotency-Key header to make retries safe."""
     ticket_id = service.ticket_id_from(rt.settings, ref)
     async with rt.transaction() as tx:
         message_id = await service.reply(
-            tx, rt.settings, ticket_id, agent, payload.body, idempotency_key=idempotency_key, now=utcnow()
+            tx,
+            rt.settings,
+            ticket_id,
+            agent,
+            payload.body,
+            idempotency_key=idempotency_key,
+            now=utcnow(),
+            on_channel=payload.channel,
         )
         detail = await service.detail(tx.conn, rt.settings, ticket_id, agent, utcnow())
     for message in detail.messages:
@@ -110,4 +130,7 @@ async def update_ticket(ref: str, changes: TicketUpdate, rt: RuntimeDep, agent: 
     ticket_id = service.ticket_id_from(rt.settings, ref)
     async with rt.transaction() as tx:
         await service.change(tx, rt.settings, rt.templates, ticket_id, agent, changes, utcnow())
-        return await service.detail(tx.conn, rt.settings, ticket_id, agent, utcnow())
+        detail = await service.detail(tx.conn, rt.settings, ticket_id, agent, utcnow())
+    if changes.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) or "assignee_id" in changes.model_fields_set:
+        assign_waiting_soon(rt)  # committed: an agent may have room for a waiting ticket now
+    return detail

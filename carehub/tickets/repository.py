@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.db import AnyRow, insert_or_ignore
@@ -142,34 +142,6 @@ async def note_reply(conn: AsyncConnection, ticket_id: int, now: datetime) -> No
 
 async def get_ticket(conn: AsyncConnection, ticket_id: int) -> AnyRow | None:
     return (await conn.execute(select(TICKETS).where(TICKETS.c.id == ticket_id))).one_or_none()
-
-
-async def list_tickets(
-    conn: AsyncConnection,
-    *,
-    statuses: list[str] | None,
-    channel: str | None,
-    assignee_id: int | None,
-    unassigned: bool,
-    before_id: int | None,
-    limit: int,
-    teams: Collection[str] | None = None,
-) -> list[AnyRow]:
-    """teams: only tickets of these teams and those with none (None: every ticket)."""
-    query = select(TICKETS).order_by(TICKETS.c.id.desc()).limit(limit)
-    if teams is not None:
-        query = query.where(or_(TICKETS.c.team.is_(None), TICKETS.c.team.in_(sorted(teams))))
-    if statuses:
-        query = query.where(TICKETS.c.status.in_(statuses))
-    if channel:
-        query = query.where(TICKETS.c.channel == channel)
-    if assignee_id is not None:
-        query = query.where(TICKETS.c.assignee_id == assignee_id)
-    if unassigned:
-        query = query.where(TICKETS.c.assignee_id.is_(None))
-    if before_id is not None:
-        query = query.where(TICKETS.c.id < before_id)
-    return list((await conn.execute(query)).all())
 
 
 async def messages_with_delivery(conn: AsyncConnection, ticket_id: int) -> list[AnyRow]:

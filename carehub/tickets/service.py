@@ -15,6 +15,7 @@ from carehub.agents.auth import CurrentAgent
 from carehub.chat import repository as chat_repository
 from carehub.chat import service as chat
 from carehub.contacts import repository as contacts
+from carehub.csat import service as csat
 from carehub.db import AnyRow, Tx
 from carehub.mail import repository as mail
 from carehub.messaging.templates import MessageTemplates
@@ -35,8 +36,12 @@ from carehub.outbox.staging import queue_message
 from carehub.problems import Problem
 from carehub.realtime.events import AGENTS_TOPIC, agent_event, team_changed
 from carehub.settings import Settings
+from carehub.sla import timers as sla
+from carehub.tickets import labels as ticket_labels
+from carehub.tickets import reply_channel
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
+from carehub.tickets.status import check_transition
 from channels.base import ChannelKind
 
 # Twilio refuses SMS bodies over 1,600 characters.
@@ -99,10 +104,15 @@ async def detail(
     await audit.agent_on_ticket(conn, agent.id, "read", ticket_id, now)
     conversation = await chat_repository.latest_for_ticket(conn, ticket_id) if row.channel == ChannelKind.CHAT else None
     return TicketDetail(
-        **summary(settings, row).model_dump(),
+        **summary(settings, row).model_dump(exclude={"labels"}),
+        labels=await ticket_labels.of(conn, ticket_id),
+        merged_into=None
+        if row.merged_into_id is None
+        else format_reference(settings.ticket_prefix, row.merged_into_id),
         contact_addresses=addresses,
         messages=messages,
         notes=[_note(n) for n in await tickets.notes_of(conn, ticket_id)],
+        csat=await csat.result_for(conn, ticket_id),
         chat=None
         if conversation is None
         else ChatDetail(
@@ -125,8 +135,10 @@ async def reply(
     *,
     idempotency_key: str | None,
     now: datetime,
+    on_channel: ChannelKind | None = None,
 ) -> int:
     """Store the agent's reply and stage its delivery to the resident's address; returns the message id.
+    on_channel: answer on another channel the resident gave us an address for (see reply_channel).
 
     With an idempotency key, a retried request returns the first reply instead of sending a second one (a retry
     racing the first request fails on the unique key and rolls back, so it still sends once).
@@ -139,6 +151,8 @@ async def reply(
     row = await load(conn, settings, ticket_id, agent)
     # The address the resident is reached at now (a chat moved to email or SMS replies there).
     address = await contacts.address_by_id(conn, row.address_id)
+    if on_channel is not None and on_channel is not address.channel:
+        address = await reply_channel.address_for(conn, settings, row, on_channel, now)
     channel = address.channel
     limit = MAX_REPLY_CHARS.get(channel)
     if limit is not None and len(body) > limit:
@@ -292,13 +306,18 @@ async def change(
             raise Problem(422, f"Agent {assignee.id} is not in team '{team}', so cannot be given this ticket.")
     if "status" in values and values["status"] != row.status:
         status = TicketStatus(values["status"])
+        check_transition(TicketStatus(row.status), status, replied=row.first_response_at is not None)
         done = status in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
         values["resolved_at"] = now if done else None
+        if status is TicketStatus.RESOLVED:  # before a chat is closed below: a chat is asked in the chat
+            await csat.ask_after_resolve(tx, settings, templates, ticket_id, now)
         if done and row.channel == ChannelKind.CHAT.value:
             # Resolving a chat ends it for the resident too (they are told, and can start a new one).
             conversation = await chat_repository.latest_for_ticket(conn, ticket_id)
             if conversation is not None:
                 await chat.close(tx, settings, templates, conversation, transcript_to=None, now=now)
+    if sla.changes_targets(row, values):
+        values.update(sla.recompute_values())
     values["updated_at"] = now
     await tickets.update_ticket(conn, ticket_id, values)
     await audit.agent_on_ticket(

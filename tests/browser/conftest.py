@@ -68,8 +68,10 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         url = message.location.get("url", "")
         if message.type != "error" or url.endswith("/favicon.ico"):  # the demo page has no icon
             return
-        if url.endswith("/console/login") and message.text.startswith("Failed to load resource"):
-            return  # a refused sign-in answers its form with 401 or 429, which Chromium reports as a load error
+        refused_form = url.endswith("/console/login") or "/csat/" in url
+        if refused_form and message.text.startswith("Failed to load resource"):
+            # A refused sign-in (401, 429) or survey answer (422) answers its form so; Chromium reports a load error.
+            return
         problems.append(f"console: {message.text} ({url})")
 
     def on_page_error(error: Error) -> None:

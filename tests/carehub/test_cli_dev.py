@@ -71,6 +71,19 @@ async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path:
                 await client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token_match.group(1)}"})
             ).json()
 
+            # The printed password signs in to the console, whose queue shows the text.
+            password = re.search(r"password \(shown once\): (\S+)\)", log.read_text())
+            assert password, log.read_text()
+            login = await client.get("/console/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+            assert csrf
+            signed_in = await client.post(
+                "/console/login",
+                data={"email": "admin@localhost", "password": password.group(1), "csrf_token": csrf.group(1)},
+            )
+            assert signed_in.headers.get("location") == "/console", signed_in.text
+            assert "Missed garbage pickup on Whites Rd" in (await client.get("/console")).text
+
             async def ack_sent() -> bool:
                 return "SMS not sent (console provider)" in log.read_text()
 

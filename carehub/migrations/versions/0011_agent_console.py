@@ -188,6 +188,8 @@ def upgrade() -> None:
         batch_op.create_foreign_key("fk_tickets_merged_into", "tickets", ["merged_into_id"], ["id"])
 
     # ### end Alembic commands ###
+    # Tickets from before arrival automation count as routed: the routing sweep must not pick up old history.
+    op.execute("UPDATE tickets SET routed_at = created_at")
     _create_search()
 
 

@@ -1,0 +1,108 @@
+"""What the console's pages share: who is signed in (or a redirect to sign in), rendering with the console's
+filters, and the plain-language wording of times, channels and SLA timers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+
+from carehub.agents import repository as agents
+from carehub.agents.auth import CurrentAgent, current_agent
+from carehub.console.endpoints import PAGE_HEADERS, _signed_in
+from carehub.models import Role, TicketSummary
+from carehub.problems import Problem
+from carehub.runtime import Runtime
+
+CHANNEL_NAMES = {"sms": "Text (SMS)", "email": "Email", "chat": "Web chat"}
+SIGN_IN = "/console/login"
+
+
+class SignInRequired(Exception):
+    """Raised by page handlers: the browser is sent to the sign-in page (see redirect_to_sign_in)."""
+
+
+def redirect_to_sign_in() -> Response:
+    return RedirectResponse(SIGN_IN, status_code=status.HTTP_303_SEE_OTHER)
+
+
+async def page_agent(request: Request, rt: Runtime, *, ticket_work: bool = False) -> CurrentAgent:
+    """The signed-in agent for a page; SignInRequired if none. ticket_work: communications staff get a 403."""
+    agent = await _signed_in(request, rt)
+    if agent is None:
+        raise SignInRequired
+    if ticket_work and agent.role is Role.COMMUNICATIONS:
+        raise Problem(403, "Communications accounts send alerts; they do not work the customer care queue.")
+    return agent
+
+
+async def form_agent(request: Request, rt: Runtime) -> CurrentAgent:
+    """The agent posting a console form: a live session and the page's CSRF token (403 without it)."""
+    if not request.cookies.get("carehub_session"):
+        raise SignInRequired
+    try:
+        agent = await current_agent(request, rt)
+    except Problem as problem:
+        if problem.status == 401:
+            raise SignInRequired from problem
+        raise
+    if agent.role is Role.COMMUNICATIONS:
+        raise Problem(403, "Communications accounts send alerts; they do not work the customer care queue.")
+    return agent
+
+
+def render(rt: Runtime, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = rt.templates.env.get_template(f"console/{template}").render(
+        city_name=rt.settings.city_name,
+        channel_names=CHANNEL_NAMES,
+        ago=ago,
+        sla_text=sla_text,
+        duration=duration,
+        **{"error": None, "done": None, **context},
+    )
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+async def agent_names(rt: Runtime) -> dict[int, str]:
+    async with rt.transaction() as tx:
+        rows = await tx.conn.execute(select(agents.AGENTS.c.id, agents.AGENTS.c.name))
+        return {r.id: r.name for r in rows}
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 5 min', '2 days'."""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return ""
+    return "just now" if (now - at).total_seconds() < 30 else f"{duration((now - at).total_seconds())} ago"
+
+
+def sla_text(ticket: TicketSummary, now: datetime) -> str:
+    """The next SLA target this ticket has to meet, in words."""
+    if ticket.status in ("resolved", "closed"):
+        return "Met" if ticket.sla_breached_at is None and ticket.resolution_due_at is not None else ""
+    if ticket.first_response_at is None and ticket.first_response_due_at is not None:
+        due, what = ticket.first_response_due_at, "first answer"
+    elif ticket.resolution_due_at is not None:
+        due, what = ticket.resolution_due_at, "resolution"
+    else:
+        return "No target"
+    left = (due - now).total_seconds()
+    if left < 0:
+        return f"Overdue: {what} {duration(left)} late"
+    return f"{what.capitalize()} due in {duration(left)}"

@@ -1,0 +1,1 @@
+"""Supervisor reports: the queue now, waiting times, SLA attainment, workload and satisfaction, and CSV exports."""
