@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,15 @@ import asyncpg
 from bench import _stores
 from carehub.migrations import upgrade
 from carehub.settings import Settings
+
+_MIGRATING = threading.Lock()
+
+
+def _migrate(url: str) -> None:
+    """Alembic's context is process-global: the two stores' builders (two threads) migrate one at a time."""
+    with _MIGRATING:
+        upgrade(Settings(_env_file=None, database_url=url))
+
 
 DATA_VERSION = 1  # bump when the generated data changes shape: a kept database with another version is rebuilt
 PG_DATABASE = "carehub_bench_queue"
@@ -216,6 +226,9 @@ async def _pg_build(url: str, size: Size, progress: Progress) -> None:
         for ix in indexes:
             await conn.execute(f'DROP INDEX "{ix["indexname"]}"')
         await _pg_fill(conn, size, progress)
+        started = time.perf_counter()
+        await conn.execute("SELECT carehub_rebuild_search()")  # its triggers were off while loading
+        progress(f"  search documents: {time.perf_counter() - started:.0f} s")
         for ix in indexes:
             started = time.perf_counter()
             await conn.execute(ix["indexdef"])
@@ -273,7 +286,7 @@ def build_postgres(size: Size, progress: Progress, database: str = PG_DATABASE) 
     if not _stores.pg_query("postgres", "SELECT 1 FROM pg_database WHERE datname = $1", database):
         _stores.pg_query("postgres", f'CREATE DATABASE "{database}"')
     url = _stores.sqlalchemy_url(database)
-    upgrade(Settings(_env_file=None, database_url=url))
+    _migrate(url)
     asyncio.run(_pg_build(f"{_stores.PG_SERVER}/{database}", size, progress))
     return url
 
@@ -413,11 +426,12 @@ def build_sqlite(size: Size, progress: Progress, directory: Path = SQLITE_DIR) -
         finally:
             db.close()
         if done is not None:
-            progress(f"SQLite {path.name}: kept ({done[0]:,} tickets, {done[1]:,} messages)")
+            progress(f"SQLite {path.name}: kept ({done[0]:,} tickets, {done[1]:,} messages); migrating to head")
+            _migrate(url)  # a kept file gets later migrations too
             return url
         path.unlink()
     progress(f"SQLite {path.name}: building {size.tickets:,} tickets")
-    upgrade(Settings(_env_file=None, database_url=url))
+    _migrate(url)
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")

@@ -12,12 +12,11 @@ from sqlalchemy import select, update
 from carehub import audit
 from carehub.agents import passwords, sessions
 from carehub.agents import repository as agents
-from carehub.agents.auth import CurrentAgent, RuntimeDep, current_agent
+from carehub.agents.auth import CurrentAgent, RuntimeDep
 from carehub.canned.endpoints import list_canned
 from carehub.clock import utcnow
-from carehub.console.views import SignInRequired, page_agent, render
+from carehub.console.views import form_agent, page_agent, render
 from carehub.models import RoutingRule, SlaPolicy
-from carehub.problems import Problem
 from carehub.runtime import Runtime
 
 router = APIRouter(prefix="/console/settings", include_in_schema=False)
@@ -57,12 +56,7 @@ async def change_password(
     new_password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
     """A new password ends every session of this agent (a stolen one included): they sign in again."""
-    try:
-        agent = await current_agent(request, rt)
-    except Problem as problem:
-        if problem.status == 401:
-            raise SignInRequired from problem
-        raise
+    agent = await form_agent(request, rt, ticket_work=False)
     async with rt.transaction() as tx:
         row = await agents.agent_by_id(tx.conn, agent.id)
     error = None

@@ -39,8 +39,9 @@ async def page_agent(request: Request, rt: Runtime, *, ticket_work: bool = False
     return agent
 
 
-async def form_agent(request: Request, rt: Runtime) -> CurrentAgent:
-    """The agent posting a console form: a live session and the page's CSRF token (403 without it)."""
+async def form_agent(request: Request, rt: Runtime, *, ticket_work: bool = True) -> CurrentAgent:
+    """The agent posting a console form: a live session and the page's CSRF token (403 without it);
+    ticket_work: communications staff get a 403."""
     if not request.cookies.get("carehub_session"):
         raise SignInRequired
     try:
@@ -49,7 +50,7 @@ async def form_agent(request: Request, rt: Runtime) -> CurrentAgent:
         if problem.status == 401:
             raise SignInRequired from problem
         raise
-    if agent.role is Role.COMMUNICATIONS:
+    if ticket_work and agent.role is Role.COMMUNICATIONS:
         raise Problem(403, "Communications accounts send alerts; they do not work the customer care queue.")
     return agent
 

@@ -14,7 +14,6 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Integer,
     Select,
     and_,
@@ -40,7 +39,7 @@ from carehub.models import ACTIVE_TICKET_STATUSES, Priority, TicketLabel, Ticket
 from carehub.problems import Problem
 from carehub.settings import Settings
 from carehub.tickets.reference import format_reference
-from carehub.tickets.repository import MESSAGES, TICKETS
+from carehub.tickets.repository import TICKETS
 from channels.base import ChannelKind
 
 LABELS = TicketLabel.__table__  # type: ignore[attr-defined]
@@ -146,7 +145,7 @@ def queue_query(dialect: str, *, agent: CurrentAgent, f: QueueFilter, now: datet
     query = select(TICKETS, *(k.label(f"sort_key_{i}") for i, k in enumerate(keys[:-1])))
     conditions = _filters(agent, f, now)
     if f.q is not None and f.q.strip():
-        conditions.append(T.id.in_(_search(dialect, f.q)))
+        conditions.append(_search(dialect, f.q))
     if f.cursor is not None:
         after = decode_cursor(f.sort, f.cursor)
         row, values = tuple_(*keys), tuple_(*(literal(v, k.type) for v, k in zip(after, keys, strict=True)))
@@ -230,29 +229,19 @@ def _overdue(now: datetime) -> ColumnElement[bool]:
 _ENGLISH: ColumnElement[Any] = literal_column(
     "'english'"
 )  # inline, as in the indexes' expressions (a bound value would not match them)
-_MESSAGES_FTS = table("messages_fts", column("rowid", Integer))
-_TICKETS_FTS = table("tickets_fts", column("rowid", Integer))
+_SEARCH_FTS = table("tickets_search_fts", column("rowid", Integer))
 _WORD = re.compile(r"\w+")
 
 
-def _search(dialect: str, q: str) -> CompoundSelect[Any]:
-    """Ids of tickets whose subject or any message matches, by the search structures of migration 0011."""
+def _search(dialect: str, q: str) -> ColumnElement[bool]:
+    """Tickets whose search document (subject and every message, migration 0012) holds all the words."""
     if dialect == "postgresql":
-        query = func.websearch_to_tsquery(_ENGLISH, q)
-        body = func.to_tsvector(_ENGLISH, MESSAGES.c.body)
-        subject = func.to_tsvector(_ENGLISH, func.coalesce(T.subject, literal_column("''")))
-        return (
-            select(MESSAGES.c.ticket_id)
-            .where(body.bool_op("@@")(query))
-            .union(select(T.id).where(subject.bool_op("@@")(query)))
-        )
-    match = fts5_query(q)
-    in_messages = select(_MESSAGES_FTS.c.rowid).where(literal_column("messages_fts").op("MATCH")(match))
-    return (
-        select(MESSAGES.c.ticket_id)
-        .where(MESSAGES.c.id.in_(in_messages))
-        .union(select(_TICKETS_FTS.c.rowid).where(literal_column("tickets_fts").op("MATCH")(match)))
-    )
+        document: ColumnElement[Any] = literal_column("tickets.search_document")  # not a model column: never fetched
+        found: ColumnElement[bool] = document.bool_op("@@")(func.websearch_to_tsquery(_ENGLISH, q))
+        return found
+    match = literal_column("tickets_search_fts").op("MATCH")(fts5_query(q))
+    within: ColumnElement[bool] = T.id.in_(select(_SEARCH_FTS.c.rowid).where(match))
+    return within
 
 
 def fts5_query(q: str) -> str:

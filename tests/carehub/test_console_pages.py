@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from carehub.models import Role
-from tests.carehub.test_console_sign_in import agent_with_password, browser, csrf_of, sign_in
+from tests.carehub.test_console_sign_in import PASSWORD, agent_with_password, browser, csrf_of, sign_in
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support.mail import post_email, resident_mail
@@ -138,3 +138,34 @@ async def test_labels_merge_and_undo_from_the_ticket_page(hub: Hub) -> None:
         itself = await ana.post("/console/tickets/PKR-000001/merge", data={"csrf_token": csrf, "into": "PKR-000001"})
         assert itself.status_code == 422
         assert 'role="alert"' in itself.text
+
+
+async def test_changing_the_password_ends_every_session(hub: Hub) -> None:
+    await agent_with_password(hub, "ana@city.test")
+    async with browser(hub) as laptop, browser(hub) as phone:
+        await sign_in(laptop, "ana@city.test")
+        await sign_in(phone, "ana@city.test")
+        settings = await laptop.get("/console/settings")
+        assert settings.status_code == 200
+        csrf = csrf_of(settings)
+        change = "/console/settings/password"
+
+        wrong = await laptop.post(
+            change, data={"csrf_token": csrf, "current_password": "not it at all", "new_password": "x" * 20}
+        )
+        assert wrong.status_code == 422
+        assert "current password is not right" in wrong.text
+        weak = await laptop.post(
+            change, data={"csrf_token": csrf, "current_password": PASSWORD, "new_password": "short"}
+        )
+        assert weak.status_code == 422
+        assert "at least 12 characters" in weak.text
+
+        new_password = "a much longer pass phrase"
+        done = await laptop.post(
+            change, data={"csrf_token": csrf, "current_password": PASSWORD, "new_password": new_password}
+        )
+        assert (done.status_code, done.headers["location"]) == (303, "/console/login")
+        assert (await phone.get("/console")).headers["location"] == "/console/login"  # the other session ended too
+        assert (await sign_in(laptop, "ana@city.test")).status_code == 401
+        assert (await sign_in(laptop, "ana@city.test", new_password)).headers["location"] == "/console"

@@ -161,6 +161,29 @@ async def test_search_finds_a_later_message_and_an_email_subject(hub: Hub) -> No
     assert await ids(hub, supervisor, "q=hydrant&priority=urgent&sort=priority") == [sms]
 
 
+async def test_search_covers_the_whole_ticket_and_follows_merges_and_new_subjects(hub: Hub) -> None:
+    """One search document per ticket (migration 0012): words from different messages match together, and the
+    document follows messages that move (merge, unmerge) and a changed subject."""
+    supervisor = await hub.agent_token(Role.SUPERVISOR)
+    await text_hub(hub.client, "+19055550100", "There is a sinkhole")
+    await text_hub(hub.client, "+19055550100", "It is on Altona Rd near the school")
+    await text_hub(hub.client, "+19055550177", "Raccoons in the recycling bins")
+    sinkhole, raccoons = await ids(hub, supervisor, "sort=oldest")
+    assert await ids(hub, supervisor, "q=sinkhole altona") == [sinkhole]
+
+    merged = await hub.client.post(
+        f"/api/v1/tickets/PKR-{raccoons:06d}/merge", json={"into": f"PKR-{sinkhole:06d}"}, headers=bearer(supervisor)
+    )
+    assert merged.status_code == 201, merged.text
+    assert await ids(hub, supervisor, "q=raccoons") == [sinkhole]
+    undone = await hub.client.post(f"/api/v1/tickets/PKR-{raccoons:06d}/unmerge", headers=bearer(supervisor))
+    assert undone.status_code == 200, undone.text
+    assert await ids(hub, supervisor, "q=raccoons") == [raccoons]
+
+    await set_values(hub, raccoons, subject="Wildlife complaint")
+    assert await ids(hub, supervisor, "q=wildlife raccoons") == [raccoons]
+
+
 async def test_search_stems_english_words(hub: Hub) -> None:
     supervisor = await hub.agent_token(Role.SUPERVISOR)
     leaks = await make_ticket(hub, "The pipe under the street leaks all day")
