@@ -1,5 +1,5 @@
 """The agent console in Debian's Chromium: an agent signs in, sees a resident's text arrive in the queue live (no
-reload), opens it, claims it, answers with a canned response (delivered through the fake Twilio API) and resolves
+reload), opens it and claims it by keyboard shortcuts, answers with a canned response (delivered through the fake Twilio API) and resolves
 it; axe-core finds no WCAG 2.1 A/AA violation on the queue, ticket and settings pages.
 
 With CAREHUB_SCREENSHOTS=<folder>, the queue and ticket pages are also saved there as PNGs (docs/ keeps them)."""
@@ -88,11 +88,17 @@ async def test_an_agent_works_a_text_from_arrival_to_resolved(
     await assert_accessible(page)
     await screenshot(page, "console-queue.png")
 
-    await row.get_by_role("link", name="PKR-000001").click()
+    # Keyboard first: "?" lists the shortcuts, "j" selects the first ticket, Enter opens it, "a" claims it.
+    await page.keyboard.press("?")
+    await expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("j")
+    await expect(row.get_by_role("link", name="PKR-000001")).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", level=1)).to_contain_text("PKR-000001")
     await assert_accessible(page)
 
-    await page.get_by_role("button", name="Assign to me").click()
+    await page.keyboard.press("a")
     await expect(page.get_by_role("status").filter(has_text="assigned to you")).to_be_visible()
 
     await page.get_by_label("Canned response", exact=True).select_option(label="Crew on the way (en)")
