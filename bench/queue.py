@@ -1,6 +1,7 @@
 """Benchmark: the agents' ticket queue (carehub.tickets.queue) on a city's two years of tickets: a team agent's and a
 supervisor's view of waiting tickets, full-text searches, the same statements' raw SQL on the bare driver (the
-floor), and GET /api/v1/tickets through the app; PostgreSQL (1M tickets, 5M messages) and SQLite (1M and 1M).
+floor), and GET /api/v1/tickets and the rendered console page (GET /console) through the app; PostgreSQL (1M
+tickets, 5M messages) and SQLite (1M and 1M).
 
 Run: make bench BENCH_ARGS=queue  or  .venv/bin/python -m bench queue [--help]
 The data is built on first use (minutes) and kept: database carehub_bench_queue, and bench/.data/ for SQLite.

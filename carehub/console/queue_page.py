@@ -15,13 +15,12 @@ from sqlalchemy import select
 from carehub.agents.auth import CurrentAgent, RuntimeDep
 from carehub.clock import utcnow
 from carehub.console.views import CHANNEL_NAMES, agent_names, page_agent, render
-from carehub.models import AgentTeam, Priority, TicketLabel, TicketStatus
+from carehub.models import AgentTeam, Priority, TicketStatus
 from carehub.runtime import Runtime
 from carehub.tickets.queue import QueueFilter, SlaFilter, Sort, queue_page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-LABELS = TicketLabel.__table__  # type: ignore[attr-defined]
 TEAMS = AgentTeam.__table__  # type: ignore[attr-defined]
 VIEWS = (("mine", "Assigned to me"), ("unassigned", "Unassigned"), ("all", "All tickets"))
 STATUS_CHOICES = (
@@ -86,7 +85,6 @@ async def _context(rt: Runtime, agent: CurrentAgent, params: QueueParams) -> dic
     now = utcnow()
     async with rt.transaction() as tx:
         page = await queue_page(tx.conn, settings=rt.settings, agent=agent, f=params.to_filter(), now=now)
-        labels = [r[0] for r in await tx.conn.execute(select(LABELS.c.label).distinct().order_by(LABELS.c.label))]
     view = dict(VIEWS)[params.view]
     status = dict(STATUS_CHOICES)[params.status]
     return {
@@ -99,7 +97,6 @@ async def _context(rt: Runtime, agent: CurrentAgent, params: QueueParams) -> dic
         "caption": f"{view}, {status.split(' (')[0].lower()}",
         "agent_names": await agent_names(rt),
         "now": now,
-        "labels": labels,
         "query_string": params.query(),
     }
 

@@ -1,6 +1,6 @@
 """The agent console in Debian's Chromium: an agent signs in, sees a resident's text arrive in the queue live (no
-reload), opens it and claims it by keyboard shortcuts, answers with a canned response (delivered through the fake Twilio API) and resolves
-it; axe-core finds no WCAG 2.1 A/AA violation on the queue, ticket and settings pages.
+reload), opens it and claims it by keyboard shortcuts, answers with a canned response (delivered through the fake
+Twilio API) and resolves it; axe-core finds no WCAG 2.1 A/AA violation on the queue, ticket and settings pages.
 
 With CAREHUB_SCREENSHOTS=<folder>, the queue and ticket pages are also saved there as PNGs (docs/ keeps them)."""
 

@@ -14,6 +14,7 @@ from carehub.settings import Settings
 from tests.conftest import Hub, hub_settings, running_hub
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support import stores
+from tests.support.waiting import eventually
 from workers.settings import worker_settings
 
 
@@ -37,6 +38,12 @@ async def arq_worker(settings: Settings) -> AsyncIterator[Worker]:
     try:
         yield worker
     finally:
+        # Let jobs in flight (a send, or a cron sweep that started with the worker) finish, as a deploy's SIGTERM
+        # does: cancelling one half-way raises CancelledError out of arq's close().
+        async def idle() -> bool:
+            return all(t.done() for t in worker.tasks.values())
+
+        await eventually(idle, within=15, what="the worker's jobs in flight to finish")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

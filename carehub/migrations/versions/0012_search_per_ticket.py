@@ -93,6 +93,9 @@ SELECT carehub_rebuild_search()
     r"""
 CREATE INDEX ix_tickets_search ON tickets USING gin (search_document)
 """,
+    # Statistics for the new column: without them the planner guesses a common word is rare, and filters tens of
+    # thousands of rows instead of ANDing the search index with the status index.
+    "ANALYZE tickets",
 ]
 
 _PG_DROP = [
@@ -146,9 +149,10 @@ def upgrade() -> None:
             op.execute(statement)
         return
     for table in ("messages", "tickets"):
+        # IF EXISTS: SQLite runs DDL outside a transaction, so an interrupted upgrade may have dropped some already.
         for trigger in ("insert", "delete", "update"):
-            op.execute(f"DROP TRIGGER {table}_fts_{trigger}")
-        op.execute(f"DROP TABLE {table}_fts")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_fts_{trigger}")
+        op.execute(f"DROP TABLE IF EXISTS {table}_fts")
     for statement in _SQLITE:
         op.execute(statement)
 
