@@ -145,7 +145,7 @@ def queue_query(dialect: str, *, agent: CurrentAgent, f: QueueFilter, now: datet
     query = select(TICKETS, *(k.label(f"sort_key_{i}") for i, k in enumerate(keys[:-1])))
     conditions = _filters(agent, f, now)
     if f.q is not None and f.q.strip():
-        conditions.append(_search(dialect, f.q))
+        conditions.append(_search(dialect, f.q, f.statuses))
     if f.cursor is not None:
         after = decode_cursor(f.sort, f.cursor)
         row, values = tuple_(*keys), tuple_(*(literal(v, k.type) for v, k in zip(after, keys, strict=True)))
@@ -230,17 +230,22 @@ _ENGLISH: ColumnElement[Any] = literal_column(
     "'english'"
 )  # inline, as in the indexes' expressions (a bound value would not match them)
 _SEARCH_FTS = table("tickets_search_fts", column("rowid", Integer))
+_WAITING_SEARCH_FTS = table("waiting_search_fts", column("rowid", Integer))  # SQLite's index of waiting tickets
 _WORD = re.compile(r"\w+")
 
 
-def _search(dialect: str, q: str) -> ColumnElement[bool]:
-    """Tickets whose search document (subject and every message, migration 0012) holds all the words."""
+def _search(dialect: str, q: str, statuses: Sequence[str]) -> ColumnElement[bool]:
+    """Tickets whose search document (subject and every message, migration 0012) holds all the words. Searching
+    waiting tickets only, SQLite uses their own, much smaller index (migration 0013; PostgreSQL's planner picks its
+    partial index by itself)."""
     if dialect == "postgresql":
         document: ColumnElement[Any] = literal_column("tickets.search_document")  # not a model column: never fetched
         found: ColumnElement[bool] = document.bool_op("@@")(func.websearch_to_tsquery(_ENGLISH, q))
         return found
-    match = literal_column("tickets_search_fts").op("MATCH")(fts5_query(q))
-    within: ColumnElement[bool] = T.id.in_(select(_SEARCH_FTS.c.rowid).where(match))
+    waiting = bool(statuses) and set(statuses) <= set(_ACTIVE)
+    fts = _WAITING_SEARCH_FTS if waiting else _SEARCH_FTS
+    match = literal_column(fts.name).op("MATCH")(fts5_query(q))
+    within: ColumnElement[bool] = T.id.in_(select(fts.c.rowid).where(match))
     return within
 
 

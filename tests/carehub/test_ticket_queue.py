@@ -302,3 +302,21 @@ async def test_a_cursor_from_another_sort_is_refused(hub: Hub) -> None:
 
     assert response.status_code == 422
     assert "sort 'updated'" in response.json()["detail"]
+
+
+async def test_searching_waiting_tickets_follows_status_changes(hub: Hub) -> None:
+    """SQLite keeps a second index of waiting tickets (migration 0013; PostgreSQL a partial index): a ticket leaves
+    it when resolved and comes back when reopened, with every message it got meanwhile."""
+    supervisor = await hub.agent_token(Role.SUPERVISOR)
+    await text_hub(hub.client, "+19055550100", "Flooded basement on Rosebank")
+    [ticket] = await ids(hub, supervisor)
+    waiting = "status=new&status=open&status=pending"
+    assert await ids(hub, supervisor, f"q=flooded&{waiting}") == [ticket]
+
+    await set_values(hub, ticket, status="resolved", resolved_at=utcnow())
+    assert await ids(hub, supervisor, f"q=flooded&{waiting}") == []
+    assert await ids(hub, supervisor, "q=flooded&status=resolved") == [ticket]
+
+    await text_hub(hub.client, "+19055550100", "Still flooded, now the sump pump failed")  # reopens it
+    assert await ids(hub, supervisor, f"q=flooded sump&{waiting}") == [ticket]
+    assert await ids(hub, supervisor, "q=flooded sump&status=new") == []  # it is open, not new
