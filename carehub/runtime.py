@@ -37,6 +37,8 @@ class Runtime:
     viewers: Viewers = field(default_factory=Viewers)  # who has which ticket open (collision detection)
     # PostgreSQL only: plain asyncpg connections for the one-statement webhook path (no ORM layer in between).
     hot_pool: asyncpg.Pool | None = field(default=None)
+    # New tickets waiting for routing (carehub/routing/arrival.route_soon); None while no drainer runs.
+    routing_pending: set[int] | None = field(default=None)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod

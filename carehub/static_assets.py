@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from fastapi import Request, Response, status
@@ -22,6 +23,12 @@ class Asset:
     def load(cls, path: Path, media_type: str) -> Asset:
         body = path.read_bytes()
         return cls(body, gzip.compress(body, 9, mtime=0), f'"{hashlib.sha256(body).hexdigest()[:20]}"', media_type)
+
+
+@cache
+def cached_asset(path: Path, media_type: str) -> Asset:
+    """The file as an Asset, read and gzipped on first use, then kept for the life of the process."""
+    return Asset.load(path, media_type)
 
 
 def asset_response(request: Request, asset: Asset) -> Response:

@@ -3,14 +3,13 @@ read and gzipped once per process, served with ETags."""
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
 from carehub.agents.auth import RuntimeDep
 from carehub.problems import Problem
-from carehub.static_assets import Asset, asset_response
+from carehub.static_assets import Asset, asset_response, cached_asset
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -21,10 +20,9 @@ FILES = {
 }
 
 
-@cache
 def _load(root: Path, name: str) -> Asset:
     path, media_type = FILES[name]
-    return Asset.load(root / "console" / path, media_type)
+    return cached_asset(root / "console" / path, media_type)
 
 
 @router.get("/console.css")

@@ -1,4 +1,4 @@
-"""The agents' console pages (server-rendered from templates/console/): sign in, sign out, and the console home.
+"""The console's sign-in and sign-out (the pages themselves: queue_page, ticket_page, settings_page, supervisor).
 
 Signing in sets an HttpOnly, SameSite=Lax session cookie (Secure when the hub is served over https); the sign-in
 form itself carries a CSRF token tied to a short-lived cookie, so no other site can sign a browser in."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -16,48 +16,35 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from carehub import audit
 from carehub.agents import passwords, sessions
 from carehub.agents import repository as agents
-from carehub.agents.auth import SESSION_COOKIE, CurrentAgent, RuntimeDep, current_agent
+from carehub.agents.auth import SESSION_COOKIE, RuntimeDep, current_agent
 from carehub.clock import utcnow
-from carehub.problems import Problem
+from carehub.console.views import render, signed_in
 from carehub.runtime import Runtime
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "carehub_login_csrf"
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 BAD_SIGN_IN = "That email and password do not match an active account."
-
-
-def _page(rt: Runtime, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = rt.templates.env.get_template(f"console/{template}").render(city_name=rt.settings.city_name, **context)
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
-
-
-async def _signed_in(request: Request, rt: Runtime) -> CurrentAgent | None:
-    if not request.cookies.get(SESSION_COOKIE):
-        return None
-    try:
-        return await current_agent(request, rt)
-    except Problem:
-        return None
 
 
 @router.get("/login")
 async def login_page(request: Request, rt: RuntimeDep) -> Response:
-    if await _signed_in(request, rt) is not None:
+    if await signed_in(request, rt) is not None:
         return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
     return _login_form(rt, email="")
 
 
 def _login_form(rt: Runtime, *, email: str, error: str | None = None, status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
-    response = _page(
-        rt, "login.html.j2", status_code, title="Sign in", agent=None, csrf_token=token, email=email, error=error
+    response = render(
+        rt,
+        "login.html.j2",
+        status_code=status_code,
+        title="Sign in",
+        agent=None,
+        csrf_token=token,
+        email=email,
+        error=error,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,

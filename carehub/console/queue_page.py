@@ -83,19 +83,21 @@ QueueQuery = Annotated[QueueParams, Query()]
 
 async def _context(rt: Runtime, agent: CurrentAgent, params: QueueParams) -> dict[str, Any]:
     now = utcnow()
+    f = params.to_filter()
     async with rt.transaction() as tx:
-        page = await queue_page(tx.conn, settings=rt.settings, agent=agent, f=params.to_filter(), now=now)
+        page = await queue_page(tx.conn, settings=rt.settings, agent=agent, f=f, now=now)
+        names = await agent_names(tx.conn)
     view = dict(VIEWS)[params.view]
     status = dict(STATUS_CHOICES)[params.status]
     return {
         "agent": agent,
-        "f": params.to_filter(),
+        "f": f,
         "view": params.view,
         "status_choice": params.status,
         "items": page.items,
         "next_url": None if page.next_cursor is None else f"/console?{params.query(cursor=page.next_cursor)}",
         "caption": f"{view}, {status.split(' (')[0].lower()}",
-        "agent_names": await agent_names(rt),
+        "agent_names": names,
         "now": now,
         "query_string": params.query(),
     }

@@ -23,7 +23,7 @@ from carehub.canned.endpoints import fill_in, list_canned
 from carehub.clock import utcnow
 from carehub.console.views import agent_names, form_agent, page_agent, render
 from carehub.contacts import history as contact_history
-from carehub.models import Priority, ReplyCreate, Role, TicketDetail, TicketStatus, TicketUpdate
+from carehub.models import Priority, Role, TicketDetail, TicketStatus, TicketUpdate
 from carehub.problems import Problem
 from carehub.runtime import Runtime
 from carehub.tickets import labels, merge, service
@@ -82,43 +82,41 @@ def _delivery(state: str, error: str | None) -> str:
     return f"{text}: {error}" if error and state == "failed" else text
 
 
+async def _conversation_context(rt: Runtime, agent: CurrentAgent, ref: str) -> tuple[dict[str, Any], TicketDetail]:
+    """What the conversation needs (all that a live refresh renders): the ticket with its messages and notes."""
+    ticket_id = service.ticket_id_from(rt.settings, ref)
+    now = utcnow()
+    async with rt.transaction() as tx:
+        detail = await service.detail(tx.conn, rt.settings, ticket_id, agent, now)
+        names = await agent_names(tx.conn)
+    return {"agent": agent, "t": detail, "timeline": timeline(detail), "agent_names": names, "now": now}, detail
+
+
 async def _ticket_context(
     rt: Runtime, agent: CurrentAgent, ref: str, *, canned_id: int | None = None
 ) -> dict[str, Any]:
-    settings = rt.settings
-    ticket_id = service.ticket_id_from(settings, ref)
-    now = utcnow()
+    context, detail = await _conversation_context(rt, agent, ref)
     async with rt.transaction() as tx:
-        detail = await service.detail(tx.conn, settings, ticket_id, agent, now)
-        resident = await contact_history.history(tx.conn, settings, detail.contact_id, agent, now)
+        resident = await contact_history.history(tx.conn, rt.settings, detail.contact_id, agent, context["now"])
         assignable = [a for a in await agents.active_agents(tx.conn) if Role(a.role) is not Role.COMMUNICATIONS]
-    draft = ""
-    if canned_id is not None:
-        draft = (await fill_in(ref, canned_id, rt, agent)).body
-    channels = {a.partition(":")[0] for a in detail.contact_addresses} - {detail.channel.value}
-    reply_channels = [detail.channel.value, *sorted(channels)]
-    csat = getattr(detail, "csat", None)
+    draft = "" if canned_id is None else (await fill_in(ref, canned_id, rt, agent)).body
+    others = {a.channel.value for a in resident.addresses} - {detail.channel.value}
     return {
-        "agent": agent,
-        "t": detail,
+        **context,
         "ticket_ref": detail.reference,
         "page_kind": "ticket",
         "title": f"{detail.reference}: {detail.subject or 'no subject'}",
-        "timeline": timeline(detail),
-        "agent_names": await agent_names(rt),
-        "now": now,
-        "history": resident.tickets,
         "resident": resident,
         "canned": await list_canned(rt, agent),
         "draft": draft,
-        "reply_channels": reply_channels,
+        "reply_channels": [detail.channel.value, *sorted(others)],
         "reply_channel": detail.channel.value,
         "assignable": assignable,
         "statuses": [s.value for s in TicketStatus],
         "priorities": [p.value for p in Priority],
         "idempotency_key": secrets.token_urlsafe(18),
-        "prefix": settings.ticket_prefix,
-        "csat": None if csat is None or csat.rating is None else f"{csat.rating} out of 5",
+        "prefix": rt.settings.ticket_prefix,
+        "csat": None if detail.csat is None or detail.csat.rating is None else f"{detail.csat.rating} out of 5",
     }
 
 
@@ -135,7 +133,8 @@ async def ticket_page(
 async def conversation(request: Request, ref: str, rt: RuntimeDep) -> Response:
     """The conversation alone: console.js swaps it in when the live stream reports a new message or note."""
     agent = await page_agent(request, rt, ticket_work=True)
-    return render(rt, "_conversation.html.j2", **await _ticket_context(rt, agent, ref))
+    context, _ = await _conversation_context(rt, agent, ref)
+    return render(rt, "_conversation.html.j2", **context)
 
 
 Action = Callable[[CurrentAgent, int], Awaitable[None]]
@@ -166,17 +165,16 @@ async def reply(
     async def run(agent: CurrentAgent, ticket_id: int) -> None:
         if not body.strip():
             raise Problem(422, "Write a message before sending.")
-        payload = ReplyCreate(body=body, channel=channel)
         async with rt.transaction() as tx:
             await service.reply(
                 tx,
                 rt.settings,
                 ticket_id,
                 agent,
-                payload.body,
+                body,
                 idempotency_key=idempotency_key,
                 now=utcnow(),
-                on_channel=payload.channel,
+                on_channel=channel,
             )
 
     return await _act(request, rt, ref, "reply", run, draft=body)

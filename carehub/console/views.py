@@ -9,16 +9,23 @@ from typing import Any
 from fastapi import Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub.agents import repository as agents
-from carehub.agents.auth import CurrentAgent, current_agent
-from carehub.console.endpoints import PAGE_HEADERS, _signed_in
+from carehub.agents.auth import SESSION_COOKIE, CurrentAgent, current_agent
 from carehub.models import Role, TicketSummary
 from carehub.problems import Problem
 from carehub.runtime import Runtime
 
 CHANNEL_NAMES = {"sms": "Text (SMS)", "email": "Email", "chat": "Web chat"}
 SIGN_IN = "/console/login"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+NOT_QUEUE_WORK = "Communications accounts send alerts; they do not work the customer care queue."
 
 
 class SignInRequired(Exception):
@@ -29,20 +36,30 @@ def redirect_to_sign_in() -> Response:
     return RedirectResponse(SIGN_IN, status_code=status.HTTP_303_SEE_OTHER)
 
 
+async def signed_in(request: Request, rt: Runtime) -> CurrentAgent | None:
+    """The agent whose session cookie this browser holds, or None (no cookie, or the session has ended)."""
+    if not request.cookies.get(SESSION_COOKIE):
+        return None
+    try:
+        return await current_agent(request, rt)
+    except Problem:
+        return None
+
+
 async def page_agent(request: Request, rt: Runtime, *, ticket_work: bool = False) -> CurrentAgent:
     """The signed-in agent for a page; SignInRequired if none. ticket_work: communications staff get a 403."""
-    agent = await _signed_in(request, rt)
+    agent = await signed_in(request, rt)
     if agent is None:
         raise SignInRequired
     if ticket_work and agent.role is Role.COMMUNICATIONS:
-        raise Problem(403, "Communications accounts send alerts; they do not work the customer care queue.")
+        raise Problem(403, NOT_QUEUE_WORK)
     return agent
 
 
 async def form_agent(request: Request, rt: Runtime, *, ticket_work: bool = True) -> CurrentAgent:
     """The agent posting a console form: a live session and the page's CSRF token (403 without it);
     ticket_work: communications staff get a 403."""
-    if not request.cookies.get("carehub_session"):
+    if not request.cookies.get(SESSION_COOKIE):
         raise SignInRequired
     try:
         agent = await current_agent(request, rt)
@@ -51,7 +68,7 @@ async def form_agent(request: Request, rt: Runtime, *, ticket_work: bool = True)
             raise SignInRequired from problem
         raise
     if ticket_work and agent.role is Role.COMMUNICATIONS:
-        raise Problem(403, "Communications accounts send alerts; they do not work the customer care queue.")
+        raise Problem(403, NOT_QUEUE_WORK)
     return agent
 
 
@@ -67,14 +84,15 @@ def render(rt: Runtime, template: str, *, status_code: int = 200, **context: Any
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
-async def agent_names(rt: Runtime) -> dict[int, str]:
-    async with rt.transaction() as tx:
-        rows = await tx.conn.execute(select(agents.AGENTS.c.id, agents.AGENTS.c.name))
-        return {r.id: r.name for r in rows}
+async def agent_names(conn: AsyncConnection) -> dict[int, str]:
+    """Every agent's name by id, disabled ones too (they wrote earlier replies and notes)."""
+    return {r.id: r.name for r in await conn.execute(select(agents.AGENTS.c.id, agents.AGENTS.c.name))}
 
 
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '3 h 5 min', '2 days'."""
+def duration(seconds: float | None) -> str:
+    """'—' for none, else '45 s', '12 min', '3 h 5 min', '2 d 4 h' (the sign is dropped: callers say late or left)."""
+    if seconds is None:
+        return "—"
     seconds = abs(seconds)
     if seconds < 60:
         return f"{int(seconds)} s"
@@ -84,7 +102,8 @@ def duration(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} days"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def ago(at: datetime | None, now: datetime) -> str:

@@ -5,8 +5,6 @@ Sec-Fetch-Site) says it came from another site is refused all the same. Requests
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +17,7 @@ from carehub.clock import utcnow
 from carehub.csat import service
 from carehub.csat.page_text import TEXT, BilingualNotice, notice_texts
 from carehub.runtime import Runtime
+from carehub.static_assets import asset_response, cached_asset
 
 router = APIRouter(prefix="/csat", include_in_schema=False)
 
@@ -33,7 +32,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
-_STYLESHEETS: dict[Path, bytes] = {}
 
 
 def _limiter(request: Request) -> RateLimiter:
@@ -85,13 +83,8 @@ def _rating(value: object) -> int | None:
 
 
 @router.get("/survey.css")
-async def stylesheet(rt: RuntimeDep) -> Response:
-    path = rt.templates.root / "csat" / "survey.css"
-    if path not in _STYLESHEETS:  # read once per process
-        _STYLESHEETS[path] = await asyncio.to_thread(path.read_bytes)
-    return Response(
-        _STYLESHEETS[path], media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
-    )
+async def stylesheet(request: Request, rt: RuntimeDep) -> Response:
+    return asset_response(request, cached_asset(rt.templates.root / "csat" / "survey.css", "text/css; charset=utf-8"))
 
 
 @router.get("/{key}")

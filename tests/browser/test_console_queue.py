@@ -12,29 +12,25 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 
-from carehub.agents import passwords
 from carehub.agents import repository as agents
 from carehub.clock import utcnow
 from carehub.models import CannedResponse
 from carehub.settings import Settings
 from tests.browser.accessibility import assert_accessible
 from tests.fakes.twilio_api import FakeTwilioApi
+from tests.support.console import PASSWORD, agent_with_password
 from tests.support.live import LiveHub, live_hub
 from tests.support.twilio import text_hub
 
-PASSWORD = "correct horse battery staple"
 RESIDENT = "+19055550142"
 REPLY = "Thank you for reporting this (PKR-000001). A crew is on the way."
 CANNED = CannedResponse.__table__  # type: ignore[attr-defined]
 
 
 async def sign_in(live: LiveHub, page: Page, email: str) -> None:
-    await live.agent_token(email=email)
-    hashed = await passwords.hash_password(PASSWORD)
-    async with live.runtime.transaction() as tx:
-        await tx.conn.execute(update(agents.AGENTS).where(agents.AGENTS.c.email == email).values(password_hash=hashed))
+    await agent_with_password(live, email)
     await page.goto(f"{live.url}/console/login")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)

@@ -4,23 +4,14 @@ WCAG 2.1 A/AA violation on the sign-in page (with its error shown) or the consol
 from __future__ import annotations
 
 from playwright.async_api import Page, expect
-from sqlalchemy import update
 
-from carehub.agents import passwords
-from carehub.agents import repository as agents
 from tests.browser.accessibility import assert_accessible
+from tests.support.console import PASSWORD, agent_with_password
 from tests.support.live import LiveHub
-
-PASSWORD = "correct horse battery staple"
 
 
 async def test_an_agent_signs_in_by_keyboard_and_out_again(live: LiveHub, page: Page) -> None:
-    await live.agent_token(email="ana@city.test")
-    hashed = await passwords.hash_password(PASSWORD)
-    async with live.runtime.transaction() as tx:
-        await tx.conn.execute(
-            update(agents.AGENTS).where(agents.AGENTS.c.email == "ana@city.test").values(password_hash=hashed)
-        )
+    await agent_with_password(live, "ana@city.test")
 
     await page.goto(f"{live.url}/console")  # not signed in: sent to the sign-in page
     await expect(page).to_have_url(f"{live.url}/console/login")

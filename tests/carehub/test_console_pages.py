@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 from carehub.models import Role
-from tests.carehub.test_console_sign_in import PASSWORD, agent_with_password, browser, csrf_of, sign_in
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi
+from tests.support.console import PASSWORD, agent_with_password, browser, csrf_of, sign_in
 from tests.support.mail import post_email, resident_mail
 from tests.support.twilio import text_hub
 

@@ -3,49 +3,13 @@ agent ending their sessions. Driven over the real app (httpx keeps the cookies a
 
 from __future__ import annotations
 
-import re
-
-import httpx
 import pytest
-from sqlalchemy import update
 
 from carehub.agents import passwords
 from carehub.agents import repository as agents
 from carehub.models import Role
 from tests.conftest import Hub
-from tests.support.identities import PUBLIC_URL
-
-PASSWORD = "correct horse battery staple"
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-async def agent_with_password(hub: Hub, email: str, role: Role = Role.AGENT) -> str:
-    """Create an agent with PASSWORD; returns an API token for it too."""
-    token = await hub.agent_token(role=role, email=email)
-    hashed = await passwords.hash_password(PASSWORD)
-    async with hub.runtime.transaction() as tx:
-        await tx.conn.execute(update(agents.AGENTS).where(agents.AGENTS.c.email == email).values(password_hash=hashed))
-    return token
-
-
-def browser(hub: Hub) -> httpx.AsyncClient:
-    """A fresh cookie jar against the same app, as another browser would be."""
-    return httpx.AsyncClient(transport=hub.client._transport, base_url=PUBLIC_URL)
-
-
-async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    form = await client.get("/console/login")
-    match = CSRF_FIELD.search(form.text)
-    assert match is not None, form.text
-    return await client.post(
-        "/console/login", data={"email": email, "password": password, "csrf_token": match.group(1)}
-    )
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = CSRF_FIELD.search(page.text)
-    assert match is not None, page.text
-    return match.group(1)
+from tests.support.console import PASSWORD, agent_with_password, browser, csrf_of, sign_in
 
 
 async def test_signing_in_sets_a_locked_down_session_cookie_that_works_for_the_api(hub: Hub) -> None:
