@@ -201,6 +201,7 @@ def hub_env(database: str, redis_url: str, token: str, pool_size: int) -> dict[s
         # Production refuses the development placeholders for the other channels' secrets too.
         "CAREHUB_EMAIL_WEBHOOK_SECRET": secrets.token_urlsafe(32),
         "CAREHUB_CHAT_TOKEN_SECRET": secrets.token_urlsafe(32),
+        "CAREHUB_ALERTS_LINK_SECRET": secrets.token_urlsafe(32),
         "CAREHUB_SMTP_HOST": "127.0.0.1",  # required in production; no worker runs here, so nothing is mailed
         "CAREHUB_DATABASE_URL": _stores.sqlalchemy_url(database),
         "CAREHUB_DATABASE_POOL_SIZE": str(pool_size),

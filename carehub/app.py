@@ -14,14 +14,16 @@ from starlette.types import Receive, Scope, Send
 
 from carehub import health
 from carehub.agents import endpoints as agents
+from carehub.alerts import endpoints as alerts_api
+from carehub.alerts.runner import start_embedded as start_alerts_timer
 from carehub.canned import endpoints as canned
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
 from carehub.chat.writer import ChatWriter
+from carehub.console import alerts_page, queue_page, settings_page, ticket_page
 from carehub.console import assets as console_assets
 from carehub.console import endpoints as console
-from carehub.console import queue_page, settings_page, ticket_page
 from carehub.console import supervisor as supervisor_page
 from carehub.console.views import SignInRequired, redirect_to_sign_in
 from carehub.contacts import endpoints as contacts
@@ -43,6 +45,8 @@ from carehub.runtime import Runtime
 from carehub.settings import Settings, get_settings
 from carehub.sla import endpoints as sla
 from carehub.sla.timers import start_embedded as start_sla_timer
+from carehub.subscriptions import catalogue as alert_catalogue
+from carehub.subscriptions import endpoints as subscriptions
 from carehub.tickets import endpoints as tickets
 from carehub.tickets import operations as ticket_operations
 
@@ -98,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = await start_delivery(rt)
         sla_timer = start_sla_timer(rt)
         routing_timer = embedded_routing_timer(rt)
+        alerts_timer = start_alerts_timer(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
             smtpd = await start_listener(rt, settings.smtp_inbound_host, settings.smtp_inbound_port)
@@ -120,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sla_timer.stop()
             if routing_timer is not None:
                 await routing_timer.stop()
+            if alerts_timer is not None:
+                await alerts_timer.stop()
             availability.cancel()
             if chat_hub.writer is not None:
                 await chat_hub.writer.aclose()
@@ -143,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(canned.router)
     app.include_router(sla.router)
+    app.include_router(alerts_api.router)
     app.include_router(routing.router)
     app.include_router(console.router)
     app.include_router(console_assets.router)
@@ -153,11 +161,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(csat.router)
     app.include_router(reports.router)
     app.include_router(supervisor_page.router)
+    app.include_router(alerts_page.router)
     app.include_router(chat.resident)
     app.include_router(chat.agent)
+    app.include_router(subscriptions.router)
+    app.include_router(alert_catalogue.router)
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,
-        per_path={"/webhooks/email": settings.email_transport_max_bytes},
+        per_path={"/webhooks/email": settings.email_transport_max_bytes, **subscriptions.BODY_LIMITS},
+        per_prefix=subscriptions.BODY_PREFIX_LIMITS,
     )
     return app

@@ -16,16 +16,30 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Answer 413 problem+json for bodies over the limit, whether declared by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, per_path: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        per_path: dict[str, int] | None = None,
+        per_prefix: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.per_path = per_path or {}
+        self.per_prefix = per_prefix or {}
+
+    def limit_for(self, path: str) -> int:
+        """The exact path's limit, else the first matching prefix's, else the default."""
+        if path in self.per_path:
+            return self.per_path[path]
+        return next((v for prefix, v in self.per_prefix.items() if path.startswith(prefix)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope["path"], self.limit)
+        limit = self.limit_for(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -332,9 +332,22 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
         UniqueConstraint("channel", "provider_id", name="uq_outbox_provider_id"),
+        # One delivery per alert and address, whatever retries or re-runs of the fan-out happen.
+        Index("uq_outbox_alert_address", "alert_id", "channel", "to_address", unique=True),
+        Index("ix_outbox_alert_status", "alert_id", "status"),
+        Index("ix_outbox_to_address", "to_address", "channel"),  # what we last sent someone (a reply to an alert)
     )
     id: int | None = Field(default=None, primary_key=True)
     message_id: int | None = Field(default=None, foreign_key="messages.id", index=True)
+    # An alert delivery instead: which alert, for which subscription, in which language (its text is the alert's).
+    alert_id: int | None = Field(default=None, foreign_key="alerts.id")
+    subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id")
+    language: str | None = _str(8, default=None)
+    fallback_of_id: int | None = Field(default=None, foreign_key="outbox.id")  # email sent because this SMS failed
+    # A notice with no ticket (a keyword's answer, a subscription's confirmation code or link): its own text, and
+    # for mail its subject.
+    body: str | None = Field(default=None, sa_type=Text)
+    subject: str | None = _str(200, default=None)
     channel: Channel = _str(8)
     to_address: str = _str(320)
     status: DeliveryStatus = _str(16, default=DeliveryStatus.QUEUED)
@@ -434,6 +447,180 @@ class AuditEvent(SQLModel, table=True):
     entity_type: str = _str(32)
     entity_id: int
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Topic(SQLModel, table=True):
+    """What residents subscribe to (snow clearing, water, ...): a name per language and the SMS keyword that joins it
+    (`JOIN SNOW`). Emergency alerts go to every subscriber of any topic."""
+
+    __tablename__ = "topics"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = _str(32, unique=True)
+    keyword: str = _str(16, unique=True)
+    name_en: str = _str(100)
+    name_fr: str = _str(100)
+    active: bool = True
+    sort_order: int = 0
+    created_at: datetime = _ts()
+
+
+class Area(SQLModel, table=True):
+    """A part of the city alerts can target (a ward, a zone): a GeoJSON (Multi)Polygon and/or the postal codes or
+    forward sortation areas (first three characters) it covers, as the city loads them."""
+
+    __tablename__ = "areas"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = _str(64, unique=True)
+    name: str = _str(100)
+    kind: str = _str(16, default="ward")
+    geometry: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    postal_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class SubscriptionStatus(StrEnum):
+    PENDING = "pending"  # asked for, not yet confirmed (double opt-in)
+    ACTIVE = "active"
+    ENDED = "ended"  # unsubscribed, opted out (STOP), or never confirmed
+
+
+class Subscription(SQLModel, table=True):
+    """One address's wish to receive one topic's alerts, everywhere (area_id None) or in one area. Consent is per
+    address (CASL), so a resident with a phone and an email has a subscription for each."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_topic_status", "topic_id", "status", "id"),
+        Index("ix_subscriptions_address", "address_id", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    address_id: int = Field(foreign_key="contact_addresses.id")
+    topic_id: int = Field(foreign_key="topics.id")
+    area_id: int | None = Field(default=None, foreign_key="areas.id")
+    status: SubscriptionStatus = _str(8, default=SubscriptionStatus.PENDING)
+    language: str = _str(8, default="en")
+    # Double opt-in: a hash of the code texted (or the link mailed), until it is confirmed or expires.
+    confirm_hash: str | None = _str(64, default=None)
+    confirm_expires_at: datetime | None = _ts(nullable=True)
+    confirm_attempts: int = 0
+    created_at: datetime = _ts()
+    confirmed_at: datetime | None = _ts(nullable=True)
+    ended_at: datetime | None = _ts(nullable=True)
+    ended_reason: str | None = _str(32, default=None)
+
+
+class ConsentAction(StrEnum):
+    REQUESTED = "requested"  # asked to subscribe; not yet confirmed
+    GIVEN = "given"  # confirmed (double opt-in) or renewed (START)
+    WITHDRAWN = "withdrawn"  # unsubscribed, STOP, one-click, provider opt-out
+
+
+class Consent(SQLModel, table=True):
+    """The CASL record: every consent given or withdrawn, append-only. Who (the address), by which channel and
+    method, for which topic (None: every topic, as STOP), when, and the exact wording the resident saw or sent."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_address", "address_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    address_id: int = Field(foreign_key="contact_addresses.id")
+    channel: Channel = _str(8)
+    topic_id: int | None = Field(default=None, foreign_key="topics.id")
+    area_id: int | None = Field(default=None, foreign_key="areas.id")
+    action: ConsentAction = _str(10)
+    method: str = _str(24)  # web_form, sms_keyword, email_link, one_click, provider_opt_out, staff
+    wording: str = Field(sa_type=Text)
+    provider_id: str | None = _str(255, default=None)  # the message that carried it (a Twilio MessageSid)
+    language: str = _str(8, default="en")
+    created_at: datetime = _ts()
+
+
+class KeywordReceipt(SQLModel, table=True):
+    """An inbound SMS handled as a keyword (STOP, JOIN, HELP...) rather than as an inquiry: its provider id, so a
+    repeated webhook neither acts nor replies twice."""
+
+    __tablename__ = "keyword_receipts"
+    __table_args__ = (UniqueConstraint("channel", "provider_id", name="uq_keyword_receipt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = _str(8)
+    provider_id: str = _str(255)
+    keyword: str = _str(16)
+    created_at: datetime = _ts()
+
+
+class AlertStatus(StrEnum):
+    DRAFT = "draft"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class AlertKind(StrEnum):
+    ALERT = "alert"
+    UPDATE = "update"
+    ALL_CLEAR = "all_clear"
+
+
+class Alert(SQLModel, table=True):
+    """A message from communications staff to subscribers, composed once: per language, an SMS text and an email
+    subject and body (`content`: {"en": {"sms": ..., "email_subject": ..., "email_body": ...}, "fr": ...}).
+    Its deliveries are outbox rows (outbox.alert_id), staged by the fan-out in batches."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("created_by", "idempotency_key", name="uq_alert_idempotency"),
+        Index("ix_alerts_status_scheduled", "status", "scheduled_for"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: AlertKind = _str(10, default=AlertKind.ALERT)
+    parent_id: int | None = Field(default=None, foreign_key="alerts.id")  # what an update or all-clear follows
+    title: str = _str(200)
+    topic_id: int | None = Field(default=None, foreign_key="topics.id")  # None: every subscriber (all residents)
+    area_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: whole city
+    emergency: bool = False
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: AlertStatus = _str(20, default=AlertStatus.DRAFT)
+    scheduled_for: datetime | None = _ts(nullable=True)
+    idempotency_key: str | None = _str(128, default=None)
+    created_by: int = Field(foreign_key="agents.id")
+    approved_by: int | None = Field(default=None, foreign_key="agents.id")
+    approved_at: datetime | None = _ts(nullable=True)
+    cancelled_by: int | None = Field(default=None, foreign_key="agents.id")
+    cancelled_at: datetime | None = _ts(nullable=True)
+    started_at: datetime | None = _ts(nullable=True)
+    # The fan-out's checkpoint: subscriptions up to this id are staged; a crash resumes after it.
+    staged_through: int = 0
+    staged_at: datetime | None = _ts(nullable=True)  # every delivery is staged
+    finished_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class AlertTemplate(SQLModel, table=True):
+    """A reusable start for an alert (boil water advisory, snow route...): topic, channels and text per language,
+    with [bracketed] parts staff must replace before it can be sent."""
+
+    __tablename__ = "alert_templates"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = _str(100, unique=True)
+    topic_id: int | None = Field(default=None, foreign_key="topics.id")
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="agents.id")  # None: shipped with carehub
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class SenderSlot(SQLModel, table=True):
+    """Per channel, the next free moment to send an alert delivery at the provider's rate: fan-outs reserve slots
+    here (one row lock), so two alerts at once share the sender's rate instead of each taking all of it."""
+
+    __tablename__ = "sender_slots"
+    channel: Channel = Field(sa_type=String(8), primary_key=True)
+    next_slot_at: datetime = _ts()
 
 
 # ---- API shapes -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
@@ -14,7 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - placeholder, refused outside dev
 DEV_EMAIL_WEBHOOK_SECRET = "dev-email-webhook-secret"  # noqa: S105 - placeholder, refused in production
 DEV_CHAT_TOKEN_SECRET = "dev-chat-token-secret"  # noqa: S105 - placeholder, refused in production
+DEV_ALERTS_LINK_SECRET = "dev-alerts-link-secret"  # noqa: S105 - placeholder, refused in production
+# Messages per second a Twilio sender may send (Twilio's figures for Canada and the US): long code, toll-free, short.
+SENDER_MPS = {"long_code": 1.0, "toll_free": 3.0, "short_code": 100.0}
 MB = 1024 * 1024
+# An alert delivery may be claimed this long before its slot at the provider's rate (carehub.alerts.pacing); the job
+# waits for the slot, so sends keep the rate to the millisecond instead of to the workers' polling.
+ALERT_LOOKAHEAD_SECONDS = 2.0
 # Connect, EHLO, (STARTTLS, EHLO, AUTH,) MAIL, RCPT, DATA, end of data: the SMTP timeout applies to each.
 SMTP_COMMANDS_PER_SEND = 8
 
@@ -165,6 +172,37 @@ class Settings(BaseSettings):
         description="After a timeout with the request possibly sent, wait this long for "
         "the provider's status callback before sending again.",
     )
+    # Alerts: who may send what, how fast, and the links in them.
+    alerts_link_secret: SecretStr = Field(
+        default=SecretStr(DEV_ALERTS_LINK_SECRET),
+        description="Signs the confirm and unsubscribe links in alert mail; changing it voids the links already sent.",
+    )
+    alerts_require_approval: bool = Field(
+        default=True, description="Emergency and all-residents alerts need a second person's approval to go out."
+    )
+    sms_sender_kind: Literal["long_code", "toll_free", "short_code"] = "long_code"
+    sms_mps: float | None = Field(
+        default=None, gt=0, le=1000, description="Alert SMS per second; unset: the sender kind's Twilio rate."
+    )
+    email_mps: float = Field(default=20.0, gt=0, le=1000, description="Alert mails per second through the relay.")
+    alert_fanout_batch: int = Field(default=1000, ge=10, le=10_000, description="Deliveries staged per statement.")
+    alert_interval_seconds: int = Field(
+        default=10, ge=1, le=60, description="How often scheduled alerts and interrupted fan-outs are checked."
+    )
+    alert_stalled_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A fan-out whose checkpoint has not moved for this long is taken as dead (its worker crashed, "
+        "Redis lost the job) and started again; a live one commits a batch every fraction of a second.",
+    )
+    alert_reply_window_hours: int = Field(
+        default=72, ge=0, description="A resident's message this soon after an alert reached them is labelled with it."
+    )
+    subscription_confirm_minutes: int = Field(default=60, ge=5, description="A confirmation code or link lasts this.")
+    sms_keyword_replies: bool = Field(
+        default=True,
+        description="Answer STOP, START and HELP ourselves (turn off if Twilio Advanced Opt-Out answers them).",
+    )
     sweep_interval_seconds: int = Field(default=10, ge=1, le=60)
     sweep_grace_seconds: float = Field(default=30.0, ge=0)
     worker_max_jobs: int = Field(default=50, ge=1)
@@ -185,6 +223,8 @@ class Settings(BaseSettings):
                 raise ValueError("CAREHUB_EMAIL_WEBHOOK_SECRET must be set to a real secret in production")
             if self.chat_token_secret.get_secret_value() == DEV_CHAT_TOKEN_SECRET:
                 raise ValueError("CAREHUB_CHAT_TOKEN_SECRET must be set to a real secret in production")
+            if self.alerts_link_secret.get_secret_value() == DEV_ALERTS_LINK_SECRET:
+                raise ValueError("CAREHUB_ALERTS_LINK_SECRET must be set to a real secret in production")
             if self.smtp_host is None:
                 raise ValueError("CAREHUB_SMTP_HOST must be set in production (without it mail is only logged)")
             if not self.public_url.startswith("https://"):
@@ -205,6 +245,20 @@ class Settings(BaseSettings):
         """The longest a single send can take before its own timeouts end it."""
         return max(self.twilio_timeout_seconds, SMTP_COMMANDS_PER_SEND * self.smtp_timeout_seconds)
 
+    def delivery_lease_for(self, claimed: int, *, paced: bool) -> float:
+        """How long a job's claim on `claimed` rows holds: the lease for one send, plus the turns the others wait
+        for a free send slot (delivery_batch_concurrency at a time, each turn as long as the longest provider call),
+        plus, for alert deliveries, the wait for their slot. A lease must not run out while its job still works, or
+        the sweeper would hand the row to another worker and it could go twice."""
+        turns = max(0, math.ceil(claimed / self.delivery_batch_concurrency) - 1)
+        paced_wait = ALERT_LOOKAHEAD_SECONDS if paced else 0.0
+        return self.delivery_lease_seconds + paced_wait + turns * self.provider_call_seconds
+
+    @property
+    def delivery_job_seconds(self) -> float:
+        """The longest a delivery job may take (a full batch of alert deliveries): the workers' job timeout."""
+        return self.delivery_lease_for(self.delivery_batch_size, paced=True)
+
     @property
     def email_transport_max_bytes(self) -> int:
         """The most an SMTP client or webhook caller may send at all; over email_max_bytes it is only archived."""
@@ -218,6 +272,12 @@ class Settings(BaseSettings):
     @property
     def embedded_delivery(self) -> bool:
         return self.redis_url is None
+
+    def send_rate(self, channel: str) -> float:
+        """Alert deliveries per second on this channel (SMS: the sender's Twilio rate unless set)."""
+        if channel == "sms":
+            return self.sms_mps or SENDER_MPS[self.sms_sender_kind]
+        return self.email_mps
 
     @property
     def twilio_configured(self) -> bool:

@@ -26,9 +26,19 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"
+    SUPPRESSED = "suppressed"  # not sent: the resident opted out or unsubscribed before its turn
+    CANCELLED = "cancelled"  # not sent: staff cancelled the alert before its turn
 
 
-FINAL_DELIVERY_STATUSES = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED})
+FINAL_DELIVERY_STATUSES = frozenset(
+    {
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.UNDELIVERED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SUPPRESSED,
+        DeliveryStatus.CANCELLED,
+    }
+)
 
 
 @dataclass(frozen=True)

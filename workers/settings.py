@@ -10,13 +10,17 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
+from carehub.alerts.runner import FAN_OUT_JOB
 from carehub.outbox.dispatch import SEND_BATCH_JOB, SEND_JOB, ArqDispatcher
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from workers.alerts import alerts_cron, fan_out_alert
 from workers.routing import sweep_routing
 from workers.send_message import send_message, send_messages
 from workers.sla import sla_cron
 from workers.sweeper import sweep_outbox
+
+FAN_OUT_TIMEOUT_SECONDS = 3600
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -40,6 +44,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(send_message, name=SEND_JOB, keep_result=0),
             func(send_messages, name=SEND_BATCH_JOB, keep_result=0),
+            # A fan-out of a large audience takes a while: it commits batch by batch and resumes after a crash.
+            func(fan_out_alert, name=FAN_OUT_JOB, keep_result=0, timeout=FAN_OUT_TIMEOUT_SECONDS),
         ],
         "cron_jobs": [
             cron(
@@ -57,6 +63,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 keep_result=0,
             ),
             sla_cron(settings),
+            alerts_cron(settings),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -65,7 +72,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "max_jobs": settings.worker_max_jobs,
         # Poll often: the default 0.5 s caps a worker at max_jobs per half second for short jobs.
         "poll_delay": 0.05,
-        "job_timeout": settings.delivery_lease_seconds,
+        # As long as the longest lease a job can hold (a full batch of alert deliveries): arq never cancels a job
+        # whose rows another worker could not yet take, and no lease runs out under a job that still works.
+        "job_timeout": settings.delivery_job_seconds,
         "keep_result": 0,
         # On SIGTERM (deploys), let sends in flight finish and record their outcome instead of cancelling them
         # between the provider's accept and our commit, which would resend after the lease expires.

@@ -18,7 +18,8 @@ from carehub.agents import passwords, sessions
 from carehub.agents import repository as agents
 from carehub.agents.auth import SESSION_COOKIE, RuntimeDep, current_agent
 from carehub.clock import utcnow
-from carehub.console.views import render, signed_in
+from carehub.console.views import home_for, render, signed_in
+from carehub.models import Role
 from carehub.runtime import Runtime
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -29,8 +30,9 @@ BAD_SIGN_IN = "That email and password do not match an active account."
 
 @router.get("/login")
 async def login_page(request: Request, rt: RuntimeDep) -> Response:
-    if await signed_in(request, rt) is not None:
-        return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+    agent = await signed_in(request, rt)
+    if agent is not None:
+        return RedirectResponse(home_for(agent.role), status_code=status.HTTP_303_SEE_OTHER)
     return _login_form(rt, email="")
 
 
@@ -113,9 +115,9 @@ async def login(
             )
             await audit.by_agent(tx.conn, row.id, "sign_in", "agent", row.id, now)
             failed = False
-    if failed:
+    if failed or row is None:
         return _login_form(rt, email=email, error=BAD_SIGN_IN, status_code=401)
-    signed_in = RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+    signed_in = RedirectResponse(home_for(Role(row.role)), status_code=status.HTTP_303_SEE_OTHER)
     signed_in.set_cookie(
         SESSION_COOKIE,
         token,

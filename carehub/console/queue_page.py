@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from carehub.agents.auth import CurrentAgent, RuntimeDep
 from carehub.clock import utcnow
-from carehub.console.views import CHANNEL_NAMES, agent_names, page_agent, render
-from carehub.models import AgentTeam, Priority, TicketStatus
+from carehub.console.views import CHANNEL_NAMES, agent_names, home_for, page_agent, render
+from carehub.models import AgentTeam, Priority, Role, TicketStatus
 from carehub.runtime import Runtime
 from carehub.tickets.queue import QueueFilter, SlaFilter, Sort, queue_page
 
@@ -105,7 +105,9 @@ async def _context(rt: Runtime, agent: CurrentAgent, params: QueueParams) -> dic
 
 @router.get("")
 async def queue(request: Request, rt: RuntimeDep, params: QueueQuery) -> Response:
-    agent = await page_agent(request, rt, ticket_work=True)
+    agent = await page_agent(request, rt)
+    if agent.role is Role.COMMUNICATIONS:  # no queue for them: their console is alerts
+        return RedirectResponse(home_for(agent.role), status_code=status.HTTP_303_SEE_OTHER)
     context = await _context(rt, agent, params)
     teams = sorted(agent.teams) if not agent.sees_every_team else await _all_teams(rt)
     return render(

@@ -46,6 +46,14 @@ async def signed_in(request: Request, rt: Runtime) -> CurrentAgent | None:
         return None
 
 
+ALERTS_HOME = "/console/alerts"
+
+
+def home_for(role: Role) -> str:
+    """Where the console opens for this role: the queue, or for communications staff (who work no tickets) alerts."""
+    return ALERTS_HOME if role is Role.COMMUNICATIONS else "/console"
+
+
 async def page_agent(request: Request, rt: Runtime, *, ticket_work: bool = False) -> CurrentAgent:
     """The signed-in agent for a page; SignInRequired if none. ticket_work: communications staff get a 403."""
     agent = await signed_in(request, rt)

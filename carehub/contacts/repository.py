@@ -96,18 +96,6 @@ async def create_sender(
     )
 
 
-async def mark_opted_out(conn: AsyncConnection, channel: ChannelKind, address: str, now: datetime) -> None:
-    await conn.execute(
-        update(ADDRESSES)
-        .where(
-            ADDRESSES.c.channel == channel.value,
-            ADDRESSES.c.address == address,
-            ADDRESSES.c.opted_out_at.is_(None),
-        )
-        .values(opted_out_at=now)
-    )
-
-
 async def addresses_of(conn: AsyncConnection, contact_id: int) -> list[str]:
     rows = await conn.execute(
         select(ADDRESSES.c.channel, ADDRESSES.c.address)

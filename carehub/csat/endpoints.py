@@ -6,7 +6,6 @@ Sec-Fetch-Site) says it came from another site is refused all the same. Requests
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -17,6 +16,7 @@ from carehub.clock import utcnow
 from carehub.csat import service
 from carehub.csat.page_text import TEXT, BilingualNotice, notice_texts
 from carehub.runtime import Runtime
+from carehub.same_site import cross_site
 from carehub.static_assets import asset_response, cached_asset
 
 router = APIRouter(prefix="/csat", include_in_schema=False)
@@ -61,19 +61,6 @@ def _limited(request: Request, rt: Runtime) -> Response | None:
     response = _notice(rt, 429, "limited")
     response.headers["Retry-After"] = "60"
     return response
-
-
-def _cross_site(request: Request, rt: Runtime) -> bool:
-    site = request.headers.get("sec-fetch-site")  # browsers send it on every request, and it cannot be forged
-    if site is not None:
-        return site not in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    if origin is None:
-        return False
-    # Same site: the hub's public host, or the host this request was sent to (what a browser on the page posts
-    # from; a forged post from another site carries that site's origin instead).
-    ours = {urlsplit(rt.settings.public_url).netloc.lower(), request.headers.get("host", "").lower()}
-    return urlsplit(origin.strip()).netloc.lower() not in ours
 
 
 def _rating(value: object) -> int | None:
@@ -134,7 +121,7 @@ async def submit(key: str, request: Request, rt: RuntimeDep) -> Response:
     """Record the answer (a second answer replaces the first while the survey is open)."""
     if (limited := _limited(request, rt)) is not None:
         return limited
-    if _cross_site(request, rt):
+    if cross_site(request, rt.settings.public_url):
         return _notice(rt, 403, "cross_site")
     form = await request.form()
     rating = _rating(form.get("rating"))

@@ -11,19 +11,23 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import ImmutableMultiDict
 
 from carehub.agents.auth import RuntimeDep
+from carehub.alerts.fallback import stage_fallback
+from carehub.alerts.fanout import enqueue_paced
 from carehub.clock import utcnow
-from carehub.contacts import repository as contacts
 from carehub.inbound.service import receive
 from carehub.outbox import repository as outbox
 from carehub.problems import Problem
 from carehub.runtime import Runtime
 from carehub.settings import Settings
-from channels.base import ChannelAdapter, ChannelKind, InboundRequest, Unauthorized
+from carehub.subscriptions import service as subscriptions
+from carehub.subscriptions.keywords import handle_keyword
+from channels.base import ChannelAdapter, ChannelKind, DeliveryStatus, InboundRequest, Unauthorized
 
 T = TypeVar("T")
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("carehub.webhooks")
 
+FAILED = (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_FIELDS = 200
 
@@ -54,6 +58,8 @@ async def inbound_sms(request: Request) -> Response:
     adapter, req = await verified_sms_request(request, rt)
     messages = parsed(adapter.parse_inbound, req)
     for message in messages:
+        if await handle_keyword(rt, message):  # STOP, HELP, JOIN...: answered by text, never a ticket
+            continue
         if await receive(rt, message) is None:
             log.info("duplicate inbound sms %s ignored", message.provider_id)
     return Response(EMPTY_TWIML, media_type="text/xml")
@@ -69,10 +75,22 @@ async def delivery_status(request: Request, rt: RuntimeDep) -> Response:
     async with rt.transaction() as tx:
         now = utcnow()
         moved = await outbox.apply_status(tx.conn, ChannelKind.SMS, update, now)
+        fallback = []
+        if moved is not None and update.status in FAILED and update.error_code != "21610":
+            fallback = await stage_fallback(tx.conn, rt, moved, now)  # an alert that could not reach the phone
         if moved is not None and update.error_code == "21610":
             target = await outbox.address_of(tx.conn, moved)
-            if target is not None:
-                await contacts.mark_opted_out(tx.conn, target[0], target[1], now)
+            if target is not None:  # the carrier's opt-out ends subscriptions too, and is recorded (CASL)
+                await subscriptions.opt_out(
+                    tx.conn,
+                    channel=target[0],
+                    address=target[1],
+                    method=subscriptions.Method.PROVIDER_OPT_OUT,
+                    wording="Twilio error 21610: the recipient has opted out",
+                    now=now,
+                    provider_id=update.provider_id,
+                )
+    await enqueue_paced(rt, fallback)
     return Response(status_code=204)
 
 

@@ -1,5 +1,6 @@
 """Outgoing email for outbox rows: the template (acknowledgement or agent reply), subject with the ticket
-reference, threading headers, loop-protection headers, and a Message-ID that is the same on every attempt."""
+reference, threading headers, loop-protection headers, and a Message-ID that is the same on every attempt; and
+notices outside any ticket (a subscription's confirmation link), which carry their own subject and text."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Collection
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub.clock import utcnow
 from carehub.csat import messages as csat_messages
 from carehub.db import AnyRow
 from carehub.inbound import after_hours
 from carehub.mail import repository as mail
 from carehub.mail.ingest import ack_context, ack_mail, ack_template, message_id_for
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
+from carehub.outbox.repository import ClaimedDelivery
 from carehub.runtime import Runtime
 from carehub.tickets.reference import format_reference
 from channels.base import OutboundEmail, PermanentSendError
@@ -100,4 +103,15 @@ def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
         in_reply_to=thread.latest_inbound_id,
         references=tuple(thread.message_ids),
         headers=headers,
+    )
+
+
+def compose_notice(rt: Runtime, claimed: ClaimedDelivery) -> OutboundEmail:
+    """A notice's mail: its own subject and text, sent automatically (so responders stay quiet)."""
+    created_ms = int((claimed.created_at or utcnow()).timestamp() * 1000)
+    return OutboundEmail(
+        message_id=message_id_for(rt, claimed.id, created_ms),
+        subject=claimed.subject or rt.settings.city_name,
+        text=claimed.body,
+        headers=outgoing_auto_headers("auto-generated", rt.settings.email_from_address),
     )

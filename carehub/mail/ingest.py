@@ -32,6 +32,7 @@ from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
 from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
+from carehub.subscriptions import service as subscriptions
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
 from channels.base import ChannelKind, DeliveryStatus, StatusUpdate
@@ -506,7 +507,15 @@ async def _report(rt: Runtime, inbound_id: int, parsed: ParsedEmail, facts: dict
             return EmailOutcome(inbound_id, InboundEmailStatus.UNPROCESSABLE, reason=not_ours)
         if bounce is None:
             reason = f"spam complaint about mail to {sent.to_address}: no more mail goes there"
-            await contacts.mark_opted_out(tx.conn, EMAIL, sent.to_address, now)
+            # The resident told their mail provider our mail is unwanted: as good as STOP (CASL), recorded as one.
+            await subscriptions.opt_out(
+                tx.conn,
+                channel=EMAIL,
+                address=sent.to_address,
+                method=subscriptions.Method.PROVIDER_OPT_OUT,
+                wording=f"spam complaint (ARF) about our message {about}",
+                now=now,
+            )
         else:
             mine = [r for r in bounce.recipients if r.address.lower() == sent.to_address] or list(bounce.recipients)
             first = mine[0] if mine else None

@@ -11,19 +11,23 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from enum import StrEnum
 
+from carehub.alerts.compose import compose_alerts
+from carehub.alerts.fallback import stage_fallback
+from carehub.alerts.fanout import enqueue_paced
 from carehub.clock import utcnow
-from carehub.contacts import repository as contacts
 from carehub.mail import repository as mail
-from carehub.mail.compose import compose_many
+from carehub.mail.compose import compose_many, compose_notice
 from carehub.mail.ingest import reprocess_stale
 from carehub.outbox import repository as outbox
 from carehub.outbox.dispatch import Job
-from carehub.outbox.repository import ClaimedDelivery
+from carehub.outbox.repository import ALERT_LOOKAHEAD, ClaimedDelivery
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from carehub.subscriptions import service as subscriptions
 from channels.base import (
     AmbiguousSendError,
     ChannelKind,
@@ -43,6 +47,7 @@ class Outcome(StrEnum):
     RETRY = "retry"
     FAILED = "failed"
     HELD = "held"
+    WITHDRAWN = "withdrawn"  # an alert delivery cancelled or suppressed between its claim and its slot
 
 
 def backoff_seconds(settings: Settings, attempts: int, retry_after: float | None = None) -> float:
@@ -64,7 +69,8 @@ async def deliver_many(rt: Runtime, outbox_ids: Sequence[int]) -> dict[int, Outc
     outcomes: dict[int, Outcome] = {}
     ready: list[tuple[ClaimedDelivery, OutboundEnvelope]] = []
     async with rt.transaction() as tx:
-        claimed = await outbox.claim_many(tx.conn, outbox_ids, now, timedelta(seconds=settings.delivery_lease_seconds))
+        lease = timedelta(seconds=settings.delivery_lease_for(len(outbox_ids), paced=True))
+        claimed = await outbox.claim_many(tx.conn, outbox_ids, now, lease, ALERT_LOOKAHEAD)
         live = []
         for c in claimed:
             if c.attempts > settings.delivery_max_attempts:
@@ -73,14 +79,23 @@ async def deliver_many(rt: Runtime, outbox_ids: Sequence[int]) -> dict[int, Outc
                 outcomes[c.id] = Outcome.FAILED
             else:
                 live.append(c)
-        emails = await compose_many(rt, tx.conn, [c.id for c in live if c.channel is ChannelKind.EMAIL])
+        alert_texts = await compose_alerts(rt, tx.conn, live)
+        mailed = [c for c in live if c.channel is ChannelKind.EMAIL and c.alert_id is None]
+        emails: dict[int, OutboundEmail | PermanentSendError] = {
+            c.id: compose_notice(rt, c) for c in mailed if c.message_id is None
+        }
+        emails.update(await compose_many(rt, tx.conn, [c.id for c in mailed if c.message_id is not None]))
         for c in live:
-            email = emails.get(c.id)
-            if isinstance(email, PermanentSendError):
-                await outbox.mark_failed(tx.conn, c.id, code=email.code, error=email.message, now=now)
+            if c.id in alert_texts:
+                body, email = alert_texts[c.id]
+                ready.append((replace(c, body=body), _envelope(rt, replace(c, body=body), email)))
+                continue
+            composed = emails.get(c.id)
+            if isinstance(composed, PermanentSendError):
+                await outbox.mark_failed(tx.conn, c.id, code=composed.code, error=composed.message, now=now)
                 outcomes[c.id] = Outcome.FAILED
             else:
-                ready.append((c, _envelope(rt, c, email)))
+                ready.append((c, _envelope(rt, c, composed)))
     if ready:
         outcomes.update(await _send_and_record(rt, ready))
     return outcomes
@@ -97,12 +112,51 @@ def _envelope(rt: Runtime, claimed: ClaimedDelivery, email: OutboundEmail | None
     )
 
 
+class _LastLook:
+    """Alert deliveries are claimed up to ALERT_LOOKAHEAD before their slot; when a slot comes, the row is looked at
+    once more (cancelled alert? STOP since?) before it goes. Rows waking within a few milliseconds of each other
+    share one statement, so a fast alert costs a few checks per second, not one per message."""
+
+    GATHER_SECONDS = 0.01
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._flush: asyncio.Task[None] | None = None
+
+    async def still_wanted(self, outbox_id: int) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[outbox_id] = answer
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._check_soon())
+        return await answer
+
+    async def _check_soon(self) -> None:
+        await asyncio.sleep(self.GATHER_SECONDS)
+        waiting, self._waiting, self._flush = self._waiting, {}, None
+        try:
+            async with self._rt.transaction() as tx:
+                withdrawn = await outbox.withdraw_unwanted(tx.conn, list(waiting), utcnow())
+        except Exception as exc:  # the rows stay claimed: the lease runs out and the sweeper takes them again
+            for answer in waiting.values():
+                answer.set_exception(exc)
+            return
+        for outbox_id, answer in waiting.items():
+            answer.set_result(outbox_id not in withdrawn)
+
+
 async def _send_and_record(rt: Runtime, ready: list[tuple[ClaimedDelivery, OutboundEnvelope]]) -> dict[int, Outcome]:
     done: dict[int, SendResult | Outcome] = {}
     # A batch of a hundred must not be a hundred simultaneous calls to a provider with a concurrency limit.
     slots = asyncio.Semaphore(rt.settings.delivery_batch_concurrency)
+    last_look = _LastLook(rt)
 
     async def one(claimed: ClaimedDelivery, envelope: OutboundEnvelope) -> None:
+        if claimed.send_at is not None:  # an alert delivery claimed ahead of its slot waits for it, then looks again
+            await asyncio.sleep(max(0.0, (claimed.send_at - utcnow()).total_seconds()))
+            if not await last_look.still_wanted(claimed.id):
+                done[claimed.id] = Outcome.WITHDRAWN
+                return
         async with slots:
             done[claimed.id] = await _send(rt, claimed, envelope)
 
@@ -131,11 +185,20 @@ async def _send(rt: Runtime, claimed: ClaimedDelivery, envelope: OutboundEnvelop
         async with rt.transaction() as tx:
             now = utcnow()
             await outbox.mark_failed(tx.conn, claimed.id, code=exc.code, error=exc.message, now=now)
-            if exc.opted_out:
-                await contacts.mark_opted_out(tx.conn, claimed.channel, claimed.to_address, now)
+            if exc.opted_out:  # the carrier's opt-out ends subscriptions too, and is recorded (CASL)
+                await subscriptions.opt_out(
+                    tx.conn,
+                    channel=claimed.channel,
+                    address=claimed.to_address,
+                    method=subscriptions.Method.PROVIDER_OPT_OUT,
+                    wording=f"Twilio error {exc.code}: the recipient has opted out",
+                    now=now,
+                )
             if claimed.channel is ChannelKind.EMAIL and exc.bad_address:
                 # The receiving server refused the mailbox itself: a bounce, only sooner.
                 await mail.mark_undeliverable(tx.conn, claimed.to_address, exc.message, now)
+            fallback = [] if exc.opted_out else await stage_fallback(tx.conn, rt, claimed.id, now)
+        await enqueue_paced(rt, fallback)
         log.warning("outbox %d failed permanently: %s (%s)", claimed.id, exc.message, exc.code)
         return Outcome.FAILED
     except AmbiguousSendError as exc:

@@ -70,28 +70,30 @@ class ArqDispatcher:
         return cls(redis, settings.queue_name, batch_size=settings.delivery_batch_size)
 
     async def enqueue(self, jobs: Sequence[Job]) -> None:
-        """Jobs due now go out batch_size to an arq job (many at once: an alert, the sweeper's catch-up), so a
-        worker claims, composes and records them together; deferred retries stay one to a job."""
+        """Jobs due at the same moment (now, or an alert's slot window) go out batch_size to an arq job (many at
+        once: an alert, the sweeper's catch-up), so a worker claims, composes and records them together; a job
+        alone at its moment (a retry) stays one to a job."""
         if not jobs:
             return
         try:
             now_ms = timestamp_ms()
-            due = [job for job in jobs if job.not_before is None]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for batch in (due[i : i + self.batch_size] for i in range(0, len(due), self.batch_size)):
-                    if len(batch) > 1:
-                        ids = [job.outbox_id for job in batch]
-                        job_id = "outboxes:" + hashlib.sha1(repr(batch).encode(), usedforsecurity=False).hexdigest()
-                        payload = serialize_job(SEND_BATCH_JOB, (ids,), {}, None, now_ms)
-                        await self._add(pipe, job_id, payload, now_ms, now_ms)
-                    else:
-                        await self._add_single(pipe, batch[0], now_ms)
-                for job in jobs:
-                    if job.not_before is not None:
-                        await self._add_single(pipe, job, now_ms)
+                for group in _same_moment(jobs):
+                    for batch in (group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)):
+                        if len(batch) > 1:
+                            await self._add_batch(pipe, batch, now_ms)
+                        else:
+                            await self._add_single(pipe, batch[0], now_ms)
                 await pipe.execute()
         except Exception:
             log.warning("could not enqueue %d deliveries; the sweeper will pick them up", len(jobs), exc_info=True)
+
+    async def _add_batch(self, pipe: Any, batch: Sequence[Job], now_ms: int) -> None:
+        ids = [job.outbox_id for job in batch]
+        job_id = "outboxes:" + hashlib.sha1(repr(batch).encode(), usedforsecurity=False).hexdigest()
+        when = batch[0].not_before
+        score = now_ms if when is None else max(now_ms, to_unix_ms(when))
+        await self._add(pipe, job_id, serialize_job(SEND_BATCH_JOB, (ids,), {}, None, now_ms), score, now_ms)
 
     async def _add_single(self, pipe: Any, job: Job, now_ms: int) -> None:
         score = now_ms if job.not_before is None else max(now_ms, to_unix_ms(job.not_before))
@@ -106,6 +108,14 @@ class ArqDispatcher:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+def _same_moment(jobs: Sequence[Job]) -> list[list[Job]]:
+    """The jobs grouped by when they are due, in order of first appearance."""
+    groups: dict[datetime | None, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.not_before, []).append(job)
+    return list(groups.values())
 
 
 RunJob = Callable[[int], Awaitable[object]]
@@ -126,17 +136,21 @@ class InProcessDispatcher:
 
     async def enqueue(self, jobs: Sequence[Job]) -> None:
         now = utcnow()
-        for job in jobs:
-            if job.not_before is not None and job.not_before > now:
-                task = asyncio.create_task(self._later((job.not_before - now).total_seconds(), job.outbox_id))
+        for group in _same_moment(jobs):
+            when = group[0].not_before
+            ids = [job.outbox_id for job in group]
+            if when is not None and when > now:
+                task = asyncio.create_task(self._later((when - now).total_seconds(), ids))
                 self._deferred.add(task)
                 task.add_done_callback(self._deferred.discard)
             else:
-                self._put(job.outbox_id)
+                for outbox_id in ids:
+                    self._put(outbox_id)
 
-    async def _later(self, delay: float, outbox_id: int) -> None:
+    async def _later(self, delay: float, outbox_ids: list[int]) -> None:
         await asyncio.sleep(delay)
-        self._put(outbox_id)
+        for outbox_id in outbox_ids:
+            self._put(outbox_id)
 
     def _put(self, outbox_id: int) -> None:
         if outbox_id not in self._pending:  # already waiting: a second run would only find it claimed

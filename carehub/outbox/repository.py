@@ -6,14 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from carehub.models import Message, Outbox
+from carehub.db import UTCDateTime
+from carehub.models import Alert, AlertStatus, ContactAddress, Message, Outbox, Subscription, SubscriptionStatus
+from carehub.settings import ALERT_LOOKAHEAD_SECONDS
 from channels.base import ChannelKind, DeliveryStatus, StatusUpdate
 
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
+SUBSCRIPTIONS = Subscription.__table__  # type: ignore[attr-defined]
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+ADDRESSES = ContactAddress.__table__  # type: ignore[attr-defined]
+
+ALERT_LOOKAHEAD = timedelta(seconds=ALERT_LOOKAHEAD_SECONDS)  # see carehub.settings
 
 _RANK = {
     DeliveryStatus.QUEUED: 0,
@@ -22,6 +29,8 @@ _RANK = {
     DeliveryStatus.DELIVERED: 3,
     DeliveryStatus.UNDELIVERED: 3,
     DeliveryStatus.FAILED: 3,
+    DeliveryStatus.SUPPRESSED: 3,
+    DeliveryStatus.CANCELLED: 3,
 }
 
 
@@ -36,14 +45,33 @@ class ClaimedDelivery:
     channel: ChannelKind
     to_address: str
     attempts: int
-    body: str
+    body: str  # empty for an alert delivery: its text is the alert's, in `language`
+    message_id: int | None = None  # the ticket message it delivers; None for a notice or an alert
+    alert_id: int | None = None
+    subscription_id: int | None = None
+    language: str | None = None
+    send_at: datetime | None = None  # an alert delivery's slot at the sender's rate: not sent before it
+    subject: str | None = None  # a mailed notice's subject
+    created_at: datetime | None = None
 
 
-async def stage(conn: AsyncConnection, *, message_id: int, channel: ChannelKind, to_address: str, now: datetime) -> int:
+async def stage(
+    conn: AsyncConnection,
+    *,
+    message_id: int | None,
+    channel: ChannelKind,
+    to_address: str,
+    now: datetime,
+    body: str | None = None,
+    subject: str | None = None,
+) -> int:
+    """A delivery of a ticket's message, or (message_id None) of its own text."""
     result = await conn.execute(
         insert(OUTBOX)
         .values(
             message_id=message_id,
+            body=body,
+            subject=subject,
             channel=channel.value,
             to_address=to_address,
             status=DeliveryStatus.QUEUED.value,
@@ -57,41 +85,135 @@ async def stage(conn: AsyncConnection, *, message_id: int, channel: ChannelKind,
     return int(result.scalar_one())
 
 
-async def claim_many(
-    conn: AsyncConnection, outbox_ids: Sequence[int], now: datetime, lease: timedelta
-) -> list[ClaimedDelivery]:
-    """Take the rows among outbox_ids that are due and that nobody holds a live lease on, in one statement."""
+def _claimable(now: datetime, lookahead: timedelta) -> ColumnElement[bool]:
+    """Due (an alert delivery's slot may be up to `lookahead` ahead: the sender waits for it), or held by a lease
+    that has run out."""
+    return or_(
+        and_(
+            OUTBOX.c.status == DeliveryStatus.QUEUED.value,
+            OUTBOX.c.next_attempt_at
+            <= case(
+                (OUTBOX.c.alert_id.is_(None), literal(now, UTCDateTime)), else_=literal(now + lookahead, UTCDateTime)
+            ),
+        ),
+        and_(OUTBOX.c.status == DeliveryStatus.SENDING.value, OUTBOX.c.lease_until < now),
+    )
+
+
+def _still_wanted() -> ColumnElement[bool]:
+    """An alert delivery whose subscription is still active and whose address has not opted out since staging."""
+    return exists(
+        select(1)
+        .select_from(SUBSCRIPTIONS.join(ADDRESSES, ADDRESSES.c.id == SUBSCRIPTIONS.c.address_id))
+        .where(
+            SUBSCRIPTIONS.c.id == OUTBOX.c.subscription_id,
+            SUBSCRIPTIONS.c.status == SubscriptionStatus.ACTIVE.value,
+            ADDRESSES.c.opted_out_at.is_(None),
+        )
+    )
+
+
+def _alert_cancelled() -> ColumnElement[bool]:
+    return exists(select(1).where(ALERTS.c.id == OUTBOX.c.alert_id, ALERTS.c.status == AlertStatus.CANCELLED.value))
+
+
+def _withdrawal() -> dict[str, object]:
+    """What an alert delivery that must not go out becomes: cancelled with its alert, else suppressed."""
+    cancelled = _alert_cancelled()
+    return {
+        "status": case((cancelled, DeliveryStatus.CANCELLED.value), else_=DeliveryStatus.SUPPRESSED.value),
+        "last_error": case(
+            (cancelled, "the alert was cancelled"),
+            else_="the resident opted out or unsubscribed before this was sent",
+        ),
+        "lease_until": None,
+    }
+
+
+async def withdraw_unwanted(conn: AsyncConnection, outbox_ids: Sequence[int], now: datetime) -> set[int]:
+    """Of these claimed alert deliveries, take back those whose alert was cancelled or whose resident opted out
+    since they were claimed (right before sending: a claim may be up to ALERT_LOOKAHEAD ahead of its slot)."""
     result = await conn.execute(
         update(OUTBOX)
         .where(
             OUTBOX.c.id.in_(outbox_ids),
-            or_(
-                and_(OUTBOX.c.status == DeliveryStatus.QUEUED.value, OUTBOX.c.next_attempt_at <= now),
-                and_(OUTBOX.c.status == DeliveryStatus.SENDING.value, OUTBOX.c.lease_until < now),
-            ),
+            OUTBOX.c.status == DeliveryStatus.SENDING.value,
+            OUTBOX.c.alert_id.is_not(None),
+            or_(_alert_cancelled(), ~_still_wanted()),
         )
+        .values(**_withdrawal(), updated_at=now)
+        .returning(OUTBOX.c.id)
+    )
+    return {int(r.id) for r in result}
+
+
+async def claim_many(
+    conn: AsyncConnection,
+    outbox_ids: Sequence[int],
+    now: datetime,
+    lease: timedelta,
+    lookahead: timedelta = timedelta(0),
+) -> list[ClaimedDelivery]:
+    """Take the rows among outbox_ids that are due and that nobody holds a live lease on, in one statement. Alert
+    deliveries whose resident has opted out or unsubscribed since are marked suppressed instead (cancelled, if
+    their alert was), never claimed: a STOP committed before this statement is always honoured."""
+    claimable = _claimable(now, lookahead)
+    await conn.execute(
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.id.in_(outbox_ids),
+            OUTBOX.c.alert_id.is_not(None),
+            claimable,
+            or_(_alert_cancelled(), ~_still_wanted()),
+        )
+        .values(**_withdrawal(), updated_at=now)
+    )
+    result = await conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(outbox_ids), claimable)
         .values(
             status=DeliveryStatus.SENDING.value,
             lease_until=now + lease,
             attempts=OUTBOX.c.attempts + 1,
             updated_at=now,
         )
-        .returning(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.to_address, OUTBOX.c.attempts, OUTBOX.c.message_id)
+        .returning(
+            OUTBOX.c.id,
+            OUTBOX.c.channel,
+            OUTBOX.c.to_address,
+            OUTBOX.c.attempts,
+            OUTBOX.c.message_id,
+            OUTBOX.c.body,
+            OUTBOX.c.alert_id,
+            OUTBOX.c.subscription_id,
+            OUTBOX.c.language,
+            OUTBOX.c.next_attempt_at,
+            OUTBOX.c.subject,
+            OUTBOX.c.created_at,
+        )
     )
     rows = sorted(result.all(), key=lambda r: r.id)
     if not rows:
         return []
-    found = await conn.execute(
-        select(MESSAGES.c.id, MESSAGES.c.body).where(MESSAGES.c.id.in_([r.message_id for r in rows]))
-    )
-    bodies: dict[int, str] = {row.id: row.body for row in found}
+    message_ids = [r.message_id for r in rows if r.message_id is not None]
+    bodies: dict[int, str] = {}
+    if message_ids:
+        found = await conn.execute(select(MESSAGES.c.id, MESSAGES.c.body).where(MESSAGES.c.id.in_(message_ids)))
+        bodies = {row.id: row.body for row in found}
     return [
         ClaimedDelivery(
             id=r.id,
             channel=ChannelKind(r.channel),
             to_address=r.to_address,
             attempts=r.attempts,
-            body=bodies[r.message_id],
+            body=bodies[r.message_id] if r.message_id is not None else (r.body or ""),
+            message_id=r.message_id,
+            alert_id=r.alert_id,
+            subscription_id=r.subscription_id,
+            language=r.language,
+            send_at=r.next_attempt_at if r.alert_id is not None else None,
+            subject=r.subject,
+            created_at=r.created_at,
         )
         for r in rows
     ]

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from carehub import audit
+from carehub.alerts import repository as alerts
 from carehub.clock import utcnow
-from carehub.db import Tx
+from carehub.db import AnyRow, Tx
 from carehub.models import Priority
 from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.realtime.events import AGENTS_TOPIC, agent_event, team_changed
@@ -92,10 +95,27 @@ async def route_ticket(tx: Tx, settings: Settings, ticket_id: int, now: datetime
                 ),
             )
         )
+    labels += await _label_alert_reply(conn, settings, ticket, now)
     assignee = ticket.assignee_id
     if settings.auto_assign and assignee is None:
         assignee = await assign_ticket(tx, settings, ticket_id, await presence.online_ids(), now)
     return Routed(ticket_id, None if rule is None else rule.id, team, priority, labels, assignee)
+
+
+async def _label_alert_reply(
+    conn: AsyncConnection, settings: Settings, ticket: AnyRow, now: datetime
+) -> tuple[str, ...]:
+    """A resident writing soon after an alert reached them is most likely answering it: the ticket is labelled
+    `alert-<id>`, so staff see the replies to an alert together (one conversation per resident, as always)."""
+    if ticket.address_id is None or settings.alert_reply_window_hours == 0:
+        return ()
+    since = now - timedelta(hours=settings.alert_reply_window_hours)
+    alert_id = await alerts.recent_alert_to(conn, ticket.address_id, since)
+    if alert_id is None:
+        return ()
+    label = f"alert-{alert_id}"
+    await routing.add_labels(conn, ticket.id, [label])
+    return (label,)
 
 
 def route_soon(rt: Runtime, ticket_id: int) -> None:

@@ -172,8 +172,10 @@ def _fold(line: str) -> str | None:
     words = line.split(" ")
     pieces = [words[0]]
     for word in words[1:]:
-        # Fold only before a word with something visible in it: a line of white space alone is not allowed.
-        if len(pieces[-1]) + 1 + len(word) > _LINE and word.strip():
+        # Fold only before a word with something visible in it (a line of white space alone is not allowed), and
+        # not right after the header's name (a value starting on the next line gains a leading space).
+        header_name_only = len(pieces) == 1 and " " not in pieces[0]
+        if len(pieces[-1]) + 1 + len(word) > _LINE and word.strip() and not header_name_only:
             pieces.append(" " + word)
         else:
             pieces[-1] += " " + word

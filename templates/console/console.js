@@ -34,7 +34,7 @@
 
   /* ---- live updates ---------------------------------------------------------------------------------------- */
   var CHANNEL = { sms: "text message", email: "email", chat: "chat message" };
-  if (window.EventSource && page !== "login") {
+  if (window.EventSource && page !== "login" && page !== "alerts") {  /* alerts pages poll their own report */
     var stream = new EventSource("/api/v1/events");
     var refreshQueue = debounce(function () {
       var queue = document.getElementById("queue");

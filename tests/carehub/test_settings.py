@@ -37,6 +37,19 @@ def test_production_refuses_to_only_log_mail() -> None:
             twilio_auth_token="real-token",
             email_webhook_secret="real-secret",
             chat_token_secret="real-chat-secret",
+            alerts_link_secret="real-link-secret",
+        )
+
+
+def test_production_refuses_the_placeholder_alerts_link_secret() -> None:
+    with pytest.raises(ValidationError, match="CAREHUB_ALERTS_LINK_SECRET"):
+        Settings(
+            env="production",
+            public_url="https://hub.city.example",
+            twilio_auth_token="real-token",
+            email_webhook_secret="real-secret",
+            chat_token_secret="real-chat-secret",
+            smtp_host="smtp.city.example",
         )
 
 
@@ -58,6 +71,7 @@ def test_production_with_real_secrets_is_accepted() -> None:
         twilio_auth_token="real-token",
         email_webhook_secret="real-secret",
         chat_token_secret="real-chat-secret",
+        alerts_link_secret="real-link-secret",
         smtp_host="smtp.city.example",
     )
 

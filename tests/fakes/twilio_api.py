@@ -19,6 +19,7 @@ import math
 import re
 import secrets
 import sys
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,8 @@ class AcceptedMessage:
     body: str | None
     status_callback: str | None
     media_urls: tuple[str, ...] = ()
+    # When the fake accepted it (time.monotonic(): one clock for every process on the machine), to measure rates.
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -23,6 +24,9 @@ from carehub.settings import Settings
 PG_SERVER = os.environ.get("CAREHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("CAREHUB_TEST_REDIS", "redis://127.0.0.1:6379")
 RUN_ID = secrets.token_hex(4)
+# Rows the migrations seed (the city's default alert topics): every test starts with them, as a new city would.
+SEEDED_BY_MIGRATIONS = ("topics", "alert_templates")
+_seed_rows: dict[str, list[dict[str, Any]]] = {}
 REDIS_LOCK_KEY = "carehub:test-run-owner"
 
 
@@ -42,6 +46,7 @@ async def postgres_database() -> AsyncIterator[str]:
     url = asyncpg_url(name)
     try:
         await asyncio.to_thread(upgrade, Settings(database_url=url))
+        await _remember_seed(url)
         yield url
     finally:
         admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
@@ -51,12 +56,30 @@ async def postgres_database() -> AsyncIterator[str]:
             await admin.close()
 
 
+async def _remember_seed(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            for name in SEEDED_BY_MIGRATIONS:
+                table = SQLModel.metadata.tables[name]
+                _seed_rows[name] = [dict(r._mapping) for r in await conn.execute(select(table).order_by(table.c.id))]
+    finally:
+        await engine.dispose()
+
+
 async def truncate_all(url: str) -> None:
+    """Every table emptied (identities restarted), then the migrations' seed rows put back as they were."""
     tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for name, rows in _seed_rows.items():
+                if rows:
+                    await conn.execute(insert(SQLModel.metadata.tables[name]), rows)
+                    await conn.execute(
+                        text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))")  # noqa: S608 - our table names
+                    )
     finally:
         await engine.dispose()
 
