@@ -1,4 +1,5 @@
-"""The `carehub` command: run the hub (dev, serve), workers and migrations, and manage agents and tokens."""
+"""The `carehub` command: run the hub (dev, serve), workers and migrations, manage agents and tokens, and load the
+city's address points."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import update
@@ -21,6 +23,7 @@ from carehub.db import create_engine, transaction
 from carehub.migrations import upgrade
 from carehub.models import Role
 from carehub.settings import Settings, get_settings
+from carehub.subscriptions import places
 
 DEV_AGENT_EMAIL = "admin@localhost"
 
@@ -231,6 +234,43 @@ def cmd_create_token(args: argparse.Namespace) -> None:
     _print(f"API token for {args.email} (shown once, store it safely): {token}")
 
 
+ADDRESS_BATCH = 1000  # rows per executemany: the city's file has tens of thousands
+
+
+async def _load_address_points(settings: Settings, path: Path) -> tuple[int, list[str]]:
+    """Upsert the file's address points in batches, all in one transaction: (rows loaded, problems by line)."""
+    from carehub.subscriptions import addresses
+
+    loaded, problems = 0, []
+    batch: dict[str, dict[str, object]] = {}  # by key: a file listing one address twice keeps its last point
+    engine = create_engine(settings)
+    try:
+        async with transaction(engine) as tx:
+            for row in addresses.read_address_points(path):
+                if isinstance(row, addresses.Skipped):
+                    problems.append(f"line {row.line}: {row.reason}")
+                    continue
+                batch[str(row["address_key"])] = row
+                loaded += 1
+                if len(batch) >= ADDRESS_BATCH:
+                    await places.upsert_address_points(tx.conn, list(batch.values()))
+                    batch.clear()
+            await places.upsert_address_points(tx.conn, list(batch.values()))
+    finally:
+        await engine.dispose()
+    return loaded, problems
+
+
+def cmd_load_address_points(args: argparse.Namespace) -> None:
+    try:
+        loaded, problems = asyncio.run(_load_address_points(get_settings(), Path(args.path)))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"carehub load-address-points: {exc}") from None
+    for problem in problems:
+        _print(f"skipped {problem}")
+    _print(f"loaded {loaded} address points from {args.path}; skipped {len(problems)}")
+
+
 def cmd_simulate_sms(args: argparse.Namespace) -> None:
     """Send the hub a text exactly as Twilio would: form-encoded and signed with the configured auth token."""
     import secrets
@@ -315,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body", required=True)
     p.add_argument("--url", help="hub base URL if not CAREHUB_PUBLIC_URL")
     p.set_defaults(func=cmd_simulate_sms)
+
+    p = sub.add_parser(
+        "load-address-points", help="load the city's address points (CSV: address, lon, lat) to place residents"
+    )
+    p.add_argument("path", help="a CSV file with a header row naming the columns address, lon and lat")
+    p.set_defaults(func=cmd_load_address_points)
     return parser
 
 

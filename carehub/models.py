@@ -623,6 +623,19 @@ class SenderSlot(SQLModel, table=True):
     next_slot_at: datetime = _ts()
 
 
+class AddressPoint(SQLModel, table=True):
+    """A civic address the city published with its location (an "Address Points" open data set), so a resident's
+    street address places them in an area without a geocoder. Keyed by the address normalised
+    (carehub/subscriptions/addresses.py), so "1867 Valley Farm Rd." and "1867 valley farm road" are one."""
+
+    __tablename__ = "address_points"
+    id: int | None = Field(default=None, primary_key=True)
+    address_key: str = _str(200, unique=True)
+    label: str = _str(200)  # as the city wrote it
+    lon: float
+    lat: float
+
+
 # ---- API shapes -------------------------------------------------------------------------------------------
 
 

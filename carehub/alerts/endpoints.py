@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub import audit
 from carehub.agents.auth import CurrentAgent, RuntimeDep, require_role
+from carehub.alerts import preview, report, service
 from carehub.alerts import repository as alerts
-from carehub.alerts import service
 from carehub.alerts.runner import start_fanout
 from carehub.alerts.service import AlertDraft, AlertTemplateIn, FollowUp
 from carehub.clock import utcnow
@@ -127,8 +127,8 @@ async def preview_draft(draft: AlertDraft, rt: RuntimeDep, agent: Writer) -> dic
     content = service.check_content(draft.content, list(draft.channels))
     async with rt.transaction() as tx:
         topic_id, area_ids = await service.audience_ids(tx.conn, draft)
-        unsaved = service.UnsavedAlert(topic_id, area_ids, list(draft.channels), content, draft.emergency)
-        return await service.preview(tx.conn, rt.settings, unsaved, utcnow())
+        unsaved = preview.UnsavedAlert(topic_id, area_ids, list(draft.channels), content, draft.emergency)
+        return await preview.preview(tx.conn, rt.settings, unsaved, utcnow())
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -159,13 +159,13 @@ async def get_alert(alert_id: int, rt: RuntimeDep, agent: Reader) -> AlertPublic
     """The alert and its live delivery report (counts per channel and status, progress, ETA)."""
     async with rt.transaction() as tx:
         alert = await _alert(tx.conn, alert_id)
-        return _public(alert, await service.report(tx.conn, alert, utcnow()))
+        return _public(alert, await report.report(tx.conn, alert, utcnow()))
 
 
 @router.get("/{alert_id}/preview")
 async def preview_alert(alert_id: int, rt: RuntimeDep, agent: Writer) -> dict[str, Any]:
     async with rt.transaction() as tx:
-        return await service.preview(tx.conn, rt.settings, await _alert(tx.conn, alert_id), utcnow())
+        return await preview.preview(tx.conn, rt.settings, await _alert(tx.conn, alert_id), utcnow())
 
 
 async def _then_fan_out(rt: Runtime, alert_id: int, start: bool) -> AlertPublic:
@@ -173,7 +173,7 @@ async def _then_fan_out(rt: Runtime, alert_id: int, start: bool) -> AlertPublic:
         await start_fanout(rt, alert_id)
     async with rt.transaction() as tx:
         alert = await _alert(tx.conn, alert_id)
-        return _public(alert, await service.report(tx.conn, alert, utcnow()))
+        return _public(alert, await report.report(tx.conn, alert, utcnow()))
 
 
 @router.post("/{alert_id}/send")

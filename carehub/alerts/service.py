@@ -5,10 +5,8 @@ never commit; starting a fan-out happens after commit (the caller calls runner.s
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -18,15 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carehub import audit
 from carehub.agents.auth import CurrentAgent
-from carehub.alerts import pacing, texts
+from carehub.alerts import pacing
 from carehub.alerts import repository as alerts
-from carehub.alerts.readability import GRADE_WARNING, reading_grade
 from carehub.db import AnyRow
 from carehub.models import AlertKind, AlertStatus, Area, Outbox, Topic
 from carehub.problems import Problem
 from carehub.settings import Settings
-from channels.base import ChannelKind, DeliveryStatus
-from channels.sms.segments import sms_segments
+from channels.base import ChannelKind
 
 TOPICS = Topic.__table__  # type: ignore[attr-defined]
 AREAS = Area.__table__  # type: ignore[attr-defined]
@@ -292,114 +288,6 @@ async def follow_up(
     )
     await audit.by_agent(conn, agent.id, f"send_alert_{payload.kind}", "alert", alert_id, now, {"parent": parent_id})
     return await _get(conn, alert_id), True
-
-
-@dataclass(frozen=True)
-class UnsavedAlert:
-    """A draft shaped like a stored alert, so the preview counts its audience with the same queries."""
-
-    topic_id: int | None
-    area_ids: list[int]
-    channels: list[str]
-    content: dict[str, dict[str, str]]
-    emergency: bool
-    id: int = 0
-    parent_id: int | None = None
-    kind: str = AlertKind.ALERT.value
-
-
-# ---- preview ------------------------------------------------------------------------------------------------
-
-
-def language_preview(settings: Settings, kind: AlertKind, content: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Per language: the SMS exactly as sent with its encoding and segments, and the reading grade of each text."""
-    shown: dict[str, Any] = {}
-    for language, parts in content.items():
-        entry: dict[str, Any] = {}
-        if "sms" in parts:
-            text = texts.sms_text(settings, content, language, kind)
-            info = sms_segments(text)
-            grade = reading_grade(parts["sms"], language)
-            entry["sms"] = {
-                "text": text,
-                "encoding": info.encoding,
-                "characters": info.units,
-                "segments": info.segments,
-                "characters_per_segment": info.per_segment,
-                "non_gsm_characters": list(info.non_gsm),
-                "reading_grade": grade,
-                "reading_grade_warning": grade is not None and grade > GRADE_WARNING,
-            }
-        if "email_body" in parts:
-            grade = reading_grade(f"{parts['email_subject']}.\n{parts['email_body']}", language)
-            entry["email"] = {
-                "subject": parts["email_subject"],
-                "reading_grade": grade,
-                "reading_grade_warning": grade is not None and grade > GRADE_WARNING,
-            }
-        shown[language] = entry
-    return shown
-
-
-async def preview(conn: AsyncConnection, settings: Settings, alert: Any, now: datetime) -> dict[str, Any]:
-    """What the composer shows for an alert: per-language texts, audience per channel, total SMS segments, and
-    the estimated time to deliver at the configured rates (after what is already waiting on each sender).
-    `alert` is a stored alert or an unsaved draft with the same attributes."""
-    kind = AlertKind(alert.kind)
-    languages = language_preview(settings, kind, alert.content)
-    audience = await alerts.audience_size(conn, alert)
-    by_language = await alerts.audience_languages(conn, alert)
-    segments_each = {lang: entry["sms"]["segments"] for lang, entry in languages.items() if "sms" in entry}
-    total_segments = sum(
-        n * segments_each.get(lang if lang in segments_each else "en", 0)
-        for (channel, lang), n in by_language.items()
-        if channel == ChannelKind.SMS.value
-    )
-    estimate: dict[str, Any] = {}
-    for channel, count in audience.items():
-        rate = settings.send_rate(channel)
-        start = await pacing.next_free(conn, ChannelKind(channel), now)
-        seconds = (start - now).total_seconds() + count / rate
-        estimate[channel] = {
-            "recipients": count,
-            "rate_per_second": rate,
-            "seconds": math.ceil(seconds),
-            "done_by": (now + timedelta(seconds=seconds)).isoformat(),
-        }
-    return {
-        "languages": languages,
-        "placeholders": placeholders(alert.content),
-        "audience": audience,
-        "sms_segments_total": total_segments,
-        "estimate": estimate,
-        "needs_approval": needs_approval(settings, alert),
-    }
-
-
-# ---- report -------------------------------------------------------------------------------------------------
-
-REPORT_STATUSES = [s.value for s in DeliveryStatus]
-
-
-async def report(conn: AsyncConnection, alert: AnyRow, now: datetime) -> dict[str, Any]:
-    """The delivery report: counts per channel and status, progress, and the ETA while sending."""
-    counts = await alerts.counts(conn, alert.id)
-    channels: dict[str, dict[str, int]] = {}
-    for channel in dict.fromkeys([*alert.channels, *(c for c, _ in counts)]):
-        per = {status: counts.get((channel, status), 0) for status in REPORT_STATUSES}
-        per["total"] = sum(per.values())
-        channels[channel] = per
-    total = sum(c["total"] for c in channels.values())
-    waiting = sum(c[DeliveryStatus.QUEUED.value] + c[DeliveryStatus.SENDING.value] for c in channels.values())
-    last = await alerts.last_slot(conn, alert.id) if waiting else None
-    return {
-        "channels": channels,
-        "total": total,
-        "done": total - waiting,
-        "progress": 1.0 if total == 0 else round((total - waiting) / total, 4),
-        "staging": alert.status == AlertStatus.SENDING.value and alert.staged_at is None,
-        "eta": None if last is None else max(last, now).isoformat(),
-    }
 
 
 # ---- templates ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
+from carehub.alerts import preview as figures
 from carehub.alerts import service
 from carehub.alerts.service import ALERT_CHANNELS, AlertDraft, ChannelText
 from carehub.alerts.texts import LANGUAGES
@@ -197,7 +198,7 @@ def _partial_content(values: ComposerValues) -> dict[str, dict[str, str]]:
 
 @dataclass(frozen=True)
 class Preview:
-    """service.preview()'s figures (None until an audience is chosen) and what is still missing to show them."""
+    """figures.preview()'s figures (None until an audience is chosen) and what is still missing to show them."""
 
     figures: dict[str, Any] | None
     languages: dict[str, Any]
@@ -222,8 +223,8 @@ async def preview(conn: AsyncConnection, settings: Settings, values: ComposerVal
     except Problem as problem:
         notes.append(problem.detail)
     else:
-        unsaved = service.UnsavedAlert(topic_id, area_ids, list(values.channels), content, values.emergency)
-        figures = await service.preview(conn, settings, unsaved, now)
-        return Preview(figures, figures["languages"], notes)
-    languages = service.language_preview(settings, AlertKind.ALERT, content)
+        unsaved = figures.UnsavedAlert(topic_id, area_ids, list(values.channels), content, values.emergency)
+        shown = await figures.preview(conn, settings, unsaved, now)
+        return Preview(shown, shown["languages"], notes)
+    languages = figures.language_preview(settings, AlertKind.ALERT, content)
     return Preview(None, languages, notes)

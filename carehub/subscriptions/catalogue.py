@@ -13,6 +13,7 @@ from carehub.agents.auth import CurrentAgent, RuntimeDep, require_role
 from carehub.clock import utcnow
 from carehub.models import Role
 from carehub.problems import Problem
+from carehub.subscriptions import places
 from carehub.subscriptions import repository as subs
 from carehub.subscriptions.areas import normalise_area_code, validate_geometry
 
@@ -66,7 +67,7 @@ def _topic_out(topic: subs.TopicRow) -> TopicPublic:
     )
 
 
-def _area_out(area: subs.AreaRow) -> AreaPublic:
+def _area_out(area: places.AreaRow) -> AreaPublic:
     return AreaPublic(
         slug=area.slug, name=area.name, kind=area.kind, geometry=area.geometry, postal_codes=area.postal_codes
     )
@@ -112,7 +113,7 @@ async def put_topic(
 async def list_areas(rt: RuntimeDep) -> list[AreaPublic]:
     """The areas alerts can target, with their geometry and postal codes (public city boundaries)."""
     async with rt.transaction() as tx:
-        return [_area_out(a) for a in await subs.areas(tx.conn)]
+        return [_area_out(a) for a in await places.areas(tx.conn)]
 
 
 def _postal_codes(values: list[str]) -> list[str]:
@@ -144,7 +145,7 @@ async def put_area(slug: str, payload: AreaIn, response: Response, rt: RuntimeDe
         raise Problem(422, "An area needs a geometry, postal codes, or both.")
     now = utcnow()
     async with rt.transaction() as tx:
-        area, created = await subs.upsert_area(
+        area, created = await places.upsert_area(
             tx.conn,
             slug=slug,
             name=payload.name.strip(),

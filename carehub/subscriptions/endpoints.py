@@ -25,9 +25,10 @@ from carehub.outbox.staging import queue_notice
 from carehub.runtime import Runtime
 from carehub.same_site import cross_site
 from carehub.static_assets import asset_response, cached_asset
-from carehub.subscriptions import catalogue, pages, service, tokens
+from carehub.subscriptions import catalogue, pages, places, service, tokens
 from carehub.subscriptions import form as subscribe_form
 from carehub.subscriptions import repository as subs
+from carehub.subscriptions.addresses import area_for_address
 from carehub.subscriptions.areas import area_for_postal_code
 from carehub.subscriptions.page_text import LANGUAGE_NAMES, LANGUAGES, TEXT, consent_wording, language, sender_identity
 from carehub.subscriptions.repository import SubscriptionRow
@@ -138,6 +139,18 @@ async def _ask(
     return True, asked.address_id
 
 
+async def _placed(conn: AsyncConnection, checked: subscribe_form.Checked) -> places.AreaRow | None:
+    """The resident's area: by postal code when it is in one, else by street address; None means the whole city.
+    An address the city did not publish is no error: the page says the alerts will be city-wide."""
+    if checked.postal_code is None and checked.street_address is None:
+        return None
+    areas = await places.areas(conn)
+    area = area_for_postal_code(areas, checked.postal_code) if checked.postal_code is not None else None
+    if area is None and checked.street_address is not None:
+        area = await area_for_address(conn, areas, checked.street_address)
+    return area
+
+
 @router.post("/subscribe")
 async def subscribe(request: Request, rt: RuntimeDep) -> Response:
     """Ask for the chosen alerts at each address given: a code by text, a link by mail (double opt-in)."""
@@ -157,9 +170,7 @@ async def subscribe(request: Request, rt: RuntimeDep) -> Response:
         allowed = [per_address.allow(pair) for pair in addresses]  # each address spends its own token
         if not all(allowed):
             return pages.notice(rt, request, lang, "limited", 429)
-        area = None
-        if checked.postal_code is not None:
-            area = area_for_postal_code(await subs.areas(tx.conn), checked.postal_code)
+        area = await _placed(tx.conn, checked)
         topic_ids = [t.id for t in topics if t.slug in checked.topics]
         wording = consent_wording(rt.settings, lang)
         area_id = area.id if area else None
@@ -172,8 +183,12 @@ async def subscribe(request: Request, rt: RuntimeDep) -> Response:
             contact_id = contact_id or await subs.contact_of(tx.conn, address_id)
         t = TEXT[lang]
         where = None
-        if checked.postal_code is not None:
-            where = t["area_found"].format(area=area.name) if area else t["area_none"]
+        if area is not None:
+            where = t["area_found"].format(area=area.name)
+        elif checked.street_address is not None:
+            where = t["address_none"]
+        elif checked.postal_code is not None:
+            where = t["area_none"]
         if checked.phone and sent[ChannelKind.SMS]:
             return _code_page(rt, lang, checked.phone, where=where, email=checked.email if checked.email else None)
         if checked.email and sent[ChannelKind.EMAIL]:

@@ -29,6 +29,7 @@ class Entered:
 
     topics: list[str] = field(default_factory=list)
     postal_code: str = ""
+    street_address: str = ""
     phone: str = ""
     email: str = ""
     language: str = "en"
@@ -44,6 +45,7 @@ class Checked:
     email: str | None
     postal_code: str | None
     language: str
+    street_address: str | None = None  # as typed; placing it is the page's job (an unknown one is no error)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -57,6 +59,7 @@ def read(form: FormData, page_language: str) -> Entered:
     return Entered(
         topics=list(dict.fromkeys(t.strip() for t in topics if t.strip()))[:50],
         postal_code=_text(form, "postal_code"),
+        street_address=" ".join(_text(form, "street_address").split()),
         phone=_text(form, "phone"),
         email=_text(form, "email"),
         language=language(chosen) if isinstance(chosen, str) and chosen else page_language,
@@ -95,7 +98,7 @@ def check(
         errors.append(FieldError("consent", t["consent_required"]))
     if errors:
         return errors, None
-    return [], Checked(topics, phone, email, postal_code, entered.language)
+    return [], Checked(topics, phone, email, postal_code, entered.language, entered.street_address or None)
 
 
 def normalise_phone(settings: Settings, value: object) -> str | None:

@@ -18,6 +18,8 @@ TEXT: dict[str, dict[str, str]] = {
         "postal_label": "Postal code (optional)",
         "postal_hint": "For alerts about your part of the city, for example L1V 6K7. Leave it empty to get "
         "alerts for the whole city.",
+        "street_label": "Street address (optional)",
+        "street_hint": "For alerts about your part of the city, e.g. 1 The Esplanade.",
         "contact_legend": "How should we reach you?",
         "contact_hint": "Give a mobile number, an email address, or both.",
         "phone_label": "Mobile number, for text messages",
@@ -39,6 +41,8 @@ TEXT: dict[str, dict[str, str]] = {
         "postal_invalid": "Enter a Canadian postal code, such as L1V 6K7, or leave it empty.",
         "area_none": "Your postal code is not in one of our alert areas, so your alerts will be for the whole city.",
         "area_found": "Your alerts will be for {area} and for the whole city.",
+        "address_none": "We could not place your address in one of our alert areas, so your alerts will be for the "
+        "whole city.",
         "code_title": "Enter the code we texted you",
         "code_intro": "We sent a 6-digit code to {phone}. Type it here to start getting alerts by text. It works "
         "for {minutes} minutes.",
@@ -89,6 +93,8 @@ TEXT: dict[str, dict[str, str]] = {
         "postal_label": "Code postal (facultatif)",
         "postal_hint": "Pour les alertes touchant votre secteur, par exemple L1V 6K7. Laissez vide pour recevoir "
         "les alertes de toute la ville.",
+        "street_label": "Adresse municipale (facultatif)",
+        "street_hint": "Pour les alertes touchant votre secteur, par exemple 1 The Esplanade.",
         "contact_legend": "Comment vous joindre?",
         "contact_hint": "Indiquez un numéro de cellulaire, une adresse courriel, ou les deux.",
         "phone_label": "Numéro de cellulaire, pour les textos",
@@ -111,6 +117,8 @@ TEXT: dict[str, dict[str, str]] = {
         "area_none": "Votre code postal ne fait partie d'aucun de nos secteurs d'alerte; vos alertes porteront donc "
         "sur toute la ville.",
         "area_found": "Vos alertes porteront sur le secteur {area} et sur toute la ville.",
+        "address_none": "Nous n'avons pas pu situer votre adresse dans l'un de nos secteurs d'alerte; vos alertes "
+        "porteront donc sur toute la ville.",
         "code_title": "Entrez le code reçu par texto",
         "code_intro": "Nous avons envoyé un code à 6 chiffres au {phone}. Entrez-le ici pour recevoir les alertes "
         "par texto. Il est valide pendant {minutes} minutes.",

@@ -14,8 +14,8 @@ from carehub.chat.limits import RateLimiter
 from carehub.chat.service import mask
 from carehub.problems import problem_response
 from carehub.runtime import Runtime
+from carehub.subscriptions import places, tokens
 from carehub.subscriptions import repository as subs
-from carehub.subscriptions import tokens
 from carehub.subscriptions.page_text import TEXT, language
 from carehub.subscriptions.repository import SubscriptionRow
 from channels.base import ChannelKind
@@ -90,7 +90,7 @@ async def subscribed_page(
     """The subscriptions now active, each with its unsubscribe link: links only for whoever proved they hold the
     address (typed its code, opened its mail), never for someone who merely typed it into the form."""
     names = {topic.id: topic.name(lang) for topic in await subs.topics(conn, active_only=False)}
-    areas = {area.id: area.name for area in await subs.areas(conn)} if any(s.area_id for s in active) else {}
+    areas = {area.id: area.name for area in await places.areas(conn)} if any(s.area_id for s in active) else {}
     items = [
         {
             "topic": names.get(s.topic_id, ""),

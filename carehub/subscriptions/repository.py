@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carehub.contacts import repository as contacts
 from carehub.db import insert_or_ignore
 from carehub.models import (
-    Area,
     Consent,
     ConsentAction,
     ContactAddress,
@@ -25,7 +24,6 @@ from carehub.models import (
 from channels.base import ChannelKind
 
 TOPICS = Topic.__table__  # type: ignore[attr-defined]
-AREAS = Area.__table__  # type: ignore[attr-defined]
 SUBSCRIPTIONS = Subscription.__table__  # type: ignore[attr-defined]
 CONSENTS = Consent.__table__  # type: ignore[attr-defined]
 RECEIPTS = KeywordReceipt.__table__  # type: ignore[attr-defined]
@@ -305,20 +303,6 @@ async def take_receipt(
 # --- the resident pages and the topics/areas API (carehub/subscriptions/endpoints.py) ---
 
 
-@dataclass(frozen=True)
-class AreaRow:
-    id: int
-    slug: str
-    name: str
-    kind: str
-    geometry: dict[str, Any] | None
-    postal_codes: list[str]
-
-
-def _area(row: Any) -> AreaRow:
-    return AreaRow(row.id, row.slug, row.name, row.kind, row.geometry, list(row.postal_codes or []))
-
-
 async def existing_address_id(conn: AsyncConnection, channel: ChannelKind, address: str) -> int | None:
     """The address's id if we know it; unlike address_id_for, never creates one."""
     found = (
@@ -356,38 +340,10 @@ async def upsert_topic(
     return _topic(row), False
 
 
-async def areas(conn: AsyncConnection) -> list[AreaRow]:
-    return [_area(r) for r in await conn.execute(select(AREAS).order_by(AREAS.c.name, AREAS.c.id))]
-
-
-async def area_by_slug(conn: AsyncConnection, slug: str) -> AreaRow | None:
-    row = (await conn.execute(select(AREAS).where(AREAS.c.slug == slug))).one_or_none()
-    return None if row is None else _area(row)
-
-
-async def upsert_area(
-    conn: AsyncConnection,
-    *,
-    slug: str,
-    name: str,
-    kind: str,
-    geometry: dict[str, Any] | None,
-    postal_codes: list[str],
-    now: datetime,
-) -> tuple[AreaRow, bool]:
-    """Create the area or replace its name, kind, geometry and postal codes; (area, created)."""
-    values = {"name": name, "kind": kind, "geometry": geometry, "postal_codes": postal_codes, "updated_at": now}
-    existing = await area_by_slug(conn, slug)
-    if existing is None:
-        row = (await conn.execute(insert(AREAS).values(slug=slug, created_at=now, **values).returning(*AREAS.c))).one()
-        return _area(row), True
-    row = (
-        await conn.execute(update(AREAS).where(AREAS.c.id == existing.id).values(**values).returning(*AREAS.c))
-    ).one()
-    return _area(row), False
-
-
 async def address_by_id_or_none(conn: AsyncConnection, address_id: int) -> str | None:
     """The address itself (a number or an email address), or None if there is no such address."""
     found = (await conn.execute(select(ADDRESSES.c.address).where(ADDRESSES.c.id == address_id))).scalar_one_or_none()
     return None if found is None else str(found)
+
+
+# --- address points (carehub/subscriptions/addresses.py, `carehub load-address-points`) ---

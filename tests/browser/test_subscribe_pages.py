@@ -37,6 +37,7 @@ async def test_a_resident_subscribes_by_keyboard_and_confirms_the_texted_code(
     await tab_to(page, "#topic-waste")
     await tab_to(page, "#topic-roads")
     await tab_to(page, "#postal_code")
+    await tab_to(page, "#street_address")
     await tab_to(page, "#phone")
     await page.keyboard.type("905 555 0123")
     await tab_to(page, "#email")

@@ -96,10 +96,15 @@ async def test_five_message_conversation_with_a_client_that_drops_in_reply_to(
     )
 
     assert response.json()["ticket"] == "PKR-000001"
-    detail = await ticket(mail_hub, token)
+
+    async def all_recorded_sent() -> dict[str, Any] | None:  # the sink has each mail a moment before it is recorded
+        found = await ticket(mail_hub, token)
+        statuses = [m["delivery"]["status"] for m in found["messages"] if m["direction"] == "out"]
+        return found if statuses == ["sent"] * 3 else None
+
+    detail = await eventually(all_recorded_sent, what="the acknowledgement and both answers recorded as sent")
     resident_lines = [m["body"] for m in detail["messages"] if m["direction"] == "in"]
     assert resident_lines == ["Light 42 is out.", "Tuesday works, thank you.", "Confirmed, thanks!"]
-    assert [m["delivery"]["status"] for m in detail["messages"] if m["direction"] == "out"] == ["sent"] * 3
     assert detail["status"] == "open"
     listed = await mail_hub.client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"})
     assert len(listed.json()["items"]) == 1

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy import text
+
 from carehub.models import Message, Ticket
 from tests.conftest import Hub
 from tests.fakes.twilio_api import FakeTwilioApi
@@ -162,3 +164,38 @@ async def test_streamed_body_over_the_limit_is_refused_with_413(hub: Hub) -> Non
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert await count(hub, Message) == 0
+
+
+async def test_texts_leave_the_ticket_searchable_exactly_as_a_full_rebuild_would(
+    hub: Hub, fake_twilio: FakeTwilioApi
+) -> None:
+    """On PostgreSQL the ingest writes the search document itself (migration 0015), not the message trigger: it must
+    hold the words rebuilding the document from the ticket's messages gives (word positions may differ by the stop
+    words between messages, as they did with the trigger; SQLite: its FTS5 row is the text itself)."""
+    await text_hub(hub.client, RESIDENT, "Streetlight flickering on Rougemount Dr")
+    await text_hub(hub.client, RESIDENT, "It is next to the school crossing")
+    await fake_twilio.wait_for(1)
+    async with hub.runtime.transaction() as tx:
+        if tx.conn.dialect.name == "postgresql":
+            stored, rebuilt = (
+                await tx.conn.execute(
+                    text(
+                        "SELECT array_to_string(tsvector_to_array(search_document), ' '), "
+                        "array_to_string(tsvector_to_array(carehub_ticket_document(subject, id)), ' ') FROM tickets"
+                    )
+                )
+            ).one()
+        else:
+            stored = (await tx.conn.execute(text("SELECT document FROM tickets_search_fts"))).scalar_one()
+            rebuilt = (
+                await tx.conn.execute(
+                    text(
+                        "SELECT t.subject || ' ' || group_concat(m.body, ' ') FROM tickets t "
+                        "JOIN messages m ON m.ticket_id = t.id GROUP BY t.id"
+                    )
+                )
+            ).scalar_one()
+
+    assert stored == rebuilt
+    assert "cross" in stored  # "crossing", stemmed on PostgreSQL
+    assert "000001" in stored  # the acknowledgement's reference is searchable too

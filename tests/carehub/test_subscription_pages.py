@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from carehub.models import Role, Subscription, SubscriptionStatus
+from carehub.subscriptions import places, tokens
 from carehub.subscriptions import repository as subs
-from carehub.subscriptions import tokens
 from carehub.subscriptions.page_text import consent_wording
 from channels.base import ChannelKind
 from tests.conftest import Hub
@@ -219,7 +219,7 @@ async def test_postal_codes_place_a_resident_in_an_area_or_the_whole_city(hub: H
     )
     assert "so your alerts will be for the whole city" in elsewhere.text
     async with hub.runtime.transaction() as tx:
-        areas = {a.id: a.slug for a in await subs.areas(tx.conn)}
+        areas = {a.id: a.slug for a in await places.areas(tx.conn)}
         topics = {t.id: t.slug for t in await subs.topics(tx.conn)}
     resident = await address_id(hub, ChannelKind.SMS, RESIDENT)
     placed = {
