@@ -17,6 +17,8 @@ from carehub.agents import endpoints as agents
 from carehub.alerts import endpoints as alerts_api
 from carehub.alerts.runner import start_embedded as start_alerts_timer
 from carehub.canned import endpoints as canned
+from carehub.cap import endpoints as cap_import
+from carehub.cap import feed as cap_feed
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
@@ -151,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(canned.router)
     app.include_router(sla.router)
     app.include_router(alerts_api.router)
+    app.include_router(cap_import.router)
+    app.include_router(cap_feed.router)
     app.include_router(routing.router)
     app.include_router(console.router)
     app.include_router(console_assets.router)
@@ -170,7 +174,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,
-        per_path={"/webhooks/email": settings.email_transport_max_bytes, **subscriptions.BODY_LIMITS},
+        per_path={
+            "/webhooks/email": settings.email_transport_max_bytes,
+            "/api/v1/alerts/cap": cap_import.MAX_CAP_BYTES,
+            **subscriptions.BODY_LIMITS,
+        },
         per_prefix=subscriptions.BODY_PREFIX_LIMITS,
     )
     return app

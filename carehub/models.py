@@ -571,6 +571,7 @@ class Alert(SQLModel, table=True):
     __tablename__ = "alerts"
     __table_args__ = (
         UniqueConstraint("created_by", "idempotency_key", name="uq_alert_idempotency"),
+        Index("uq_alert_cap_identifier", "cap_sender", "cap_identifier", unique=True),
         Index("ix_alerts_status_scheduled", "status", "scheduled_for"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -595,6 +596,10 @@ class Alert(SQLModel, table=True):
     staged_through: int = 0
     staged_at: datetime | None = _ts(nullable=True)  # every delivery is staged
     finished_at: datetime | None = _ts(nullable=True)
+    # Imported from a CAP message (carehub.cap): its sender, identifier and sent time, as CAP references name them.
+    cap_sender: str | None = _str(255, default=None)
+    cap_identifier: str | None = _str(255, default=None)
+    cap_sent: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

@@ -199,6 +199,16 @@ class Settings(BaseSettings):
         default=72, ge=0, description="A resident's message this soon after an alert reached them is labelled with it."
     )
     subscription_confirm_minutes: int = Field(default=60, ge=5, description="A confirmation code or link lasts this.")
+    # CAP (Common Alerting Protocol): which incoming alerts concern the city, and who the city is in its own feed.
+    cap_geocodes: list[str] = Field(
+        default_factory=lambda: ["3518001"],
+        description="Geocodes (CAP-CP SGC codes, e.g. Pickering's census subdivision 3518001, or other layers' "
+        "values) an imported CAP alert must name for the city to draft it.",
+    )
+    cap_topic: str = Field(default="emergencies", description="The topic of alerts drafted from CAP imports.")
+    cap_sender: str | None = Field(
+        default=None, description="The sender of the city's CAP feed; unset: the email sender's address."
+    )
     sms_keyword_replies: bool = Field(
         default=True,
         description="Answer STOP, START and HELP ourselves (turn off if Twilio Advanced Opt-Out answers them).",

@@ -17,6 +17,7 @@ from carehub.models import (
     AlertKind,
     AlertStatus,
     AlertTemplate,
+    Area,
     Contact,
     ContactAddress,
     Outbox,
@@ -33,6 +34,7 @@ ADDRESSES = ContactAddress.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 TOPICS = Topic.__table__  # type: ignore[attr-defined]
 TEMPLATES = AlertTemplate.__table__  # type: ignore[attr-defined]
+AREAS = Area.__table__  # type: ignore[attr-defined]
 
 REACHED = (DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value)
 
@@ -370,3 +372,34 @@ async def save_template(conn: AsyncConnection, template_id: int | None, values: 
 
 async def delete_template(conn: AsyncConnection, template_id: int) -> bool:
     return (await conn.execute(delete(TEMPLATES).where(TEMPLATES.c.id == template_id))).rowcount == 1
+
+
+PUBLISHED = (AlertStatus.SENDING.value, AlertStatus.SENT.value, AlertStatus.CANCELLED.value)
+
+
+async def published(conn: AsyncConnection, *, limit: int, alert_id: int | None = None) -> list[AnyRow]:
+    """Alerts the public feed shows, newest message first: those whose deliveries started (sending, sent, or
+    cancelled part-way; a cancelled one is newest as of its cancellation). Drafts and never-started alerts are not."""
+    latest = func.coalesce(ALERTS.c.cancelled_at, ALERTS.c.started_at)
+    query = (
+        select(ALERTS)
+        .where(ALERTS.c.status.in_(PUBLISHED), ALERTS.c.started_at.is_not(None))
+        .order_by(latest.desc(), ALERTS.c.id.desc())
+        .limit(limit)
+    )
+    if alert_id is not None:
+        query = query.where(ALERTS.c.id == alert_id)
+    return list(await conn.execute(query))
+
+
+async def started_at(conn: AsyncConnection, alert_ids: Sequence[int]) -> dict[int, datetime | None]:
+    rows = await conn.execute(select(ALERTS.c.id, ALERTS.c.started_at).where(ALERTS.c.id.in_(list(alert_ids))))
+    return {int(r.id): r.started_at for r in rows}
+
+
+async def topics_by_id(conn: AsyncConnection, topic_ids: Sequence[int]) -> dict[int, AnyRow]:
+    return {int(r.id): r for r in await conn.execute(select(TOPICS).where(TOPICS.c.id.in_(list(topic_ids))))}
+
+
+async def areas_by_id(conn: AsyncConnection, area_ids: Sequence[int]) -> dict[int, AnyRow]:
+    return {int(r.id): r for r in await conn.execute(select(AREAS).where(AREAS.c.id.in_(list(area_ids))))}

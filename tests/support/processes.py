@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, list | dict):  # pydantic-settings reads complex values as JSON
+            value = json.dumps(value, default=str)
         env[f"CAREHUB_{name.upper()}"] = str(value)
     return env
 
