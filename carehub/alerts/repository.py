@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carehub.db import AnyRow, insert_or_ignore
 from carehub.models import (
     Alert,
-    AlertKind,
     AlertStatus,
     AlertTemplate,
     Area,
@@ -324,10 +323,6 @@ async def email_for_fallback(conn: AsyncConnection, sms_address: str) -> tuple[s
         )
     ).one_or_none()
     return None if row is None else (row.address, row.language)
-
-
-def kind_of(alert: AnyRow) -> AlertKind:
-    return AlertKind(alert.kind)
 
 
 async def recent_alert_to(conn: AsyncConnection, address_id: int, since: datetime) -> int | None:

@@ -49,10 +49,6 @@ def _texts(form: FormData, name: str) -> list[str]:
     return [v[:100] for v in form.getlist(name) if isinstance(v, str)]
 
 
-def _blank_texts() -> dict[str, dict[str, str]]:
-    return {lang: dict.fromkeys(PARTS, "") for lang in LANGUAGES}
-
-
 @dataclass
 class ComposerValues:
     """The composer's fields as typed (a new form: the defaults)."""
