@@ -227,6 +227,17 @@ async def counts(conn: AsyncConnection, alert_id: int) -> dict[tuple[str, str], 
     return {(channel, status): int(n) for channel, status, n in rows}
 
 
+async def done_and_total(conn: AsyncConnection, alert_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Alert id -> (deliveries in a final state, all deliveries), for many alerts in one query (the alerts list)."""
+    waiting = OUTBOX.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value])
+    rows = await conn.execute(
+        select(OUTBOX.c.alert_id, func.count(), func.count().filter(waiting))
+        .where(OUTBOX.c.alert_id.in_(list(alert_ids)))
+        .group_by(OUTBOX.c.alert_id)
+    )
+    return {int(alert_id): (int(total) - int(busy), int(total)) for alert_id, total, busy in rows}
+
+
 async def last_slot(conn: AsyncConnection, alert_id: int) -> datetime | None:
     """When the alert's last waiting delivery is due: its ETA while sending."""
     return (

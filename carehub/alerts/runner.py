@@ -5,7 +5,6 @@ an alert sent once every delivery has reached a final state. The tick runs as an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,6 @@ from carehub.runtime import Runtime
 
 log = logging.getLogger("carehub.alerts")
 FAN_OUT_JOB = "fan_out_alert"
-_tasks: set[asyncio.Task[int]] = set()
 
 
 async def start_fanout(rt: Runtime, alert_id: int) -> None:
@@ -34,9 +32,14 @@ async def start_fanout(rt: Runtime, alert_id: int) -> None:
         except Exception:
             log.warning("could not enqueue the fan-out of alert %d; the tick will", alert_id, exc_info=True)
         return
-    task = asyncio.create_task(fan_out(rt, alert_id), name=f"carehub-fanout-{alert_id}")
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    rt.in_background(_fan_out_here(rt, alert_id))
+
+
+async def _fan_out_here(rt: Runtime, alert_id: int) -> None:
+    try:
+        await fan_out(rt, alert_id)
+    except Exception:
+        log.exception("the fan-out of alert %d failed; the tick starts it again", alert_id)
 
 
 @dataclass(frozen=True)

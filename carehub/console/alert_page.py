@@ -62,7 +62,7 @@ def _report_context(alert: AnyRow, report: dict[str, Any]) -> dict[str, Any]:
         "report": report,
         "statuses": [*REPORT_STATUSES, "total"],
         "live": alert.status in LIVE,
-        "progress_text": progress(report),
+        "progress_text": progress(report["done"], report["total"]),
     }
 
 

@@ -92,10 +92,11 @@ async def writing_agent(request: Request, rt: Runtime) -> CurrentAgent | Respons
     return agent
 
 
-def progress(report: dict[str, Any]) -> str:
-    if not report["total"]:
+def progress(done: int, total: int) -> str:
+    """How far the deliveries are, as staff read it: "30 of 40 (75%)"."""
+    if not total:
         return "—"
-    return f"{report['done']} of {report['total']} ({round(report['progress'] * 100)}%)"
+    return f"{done} of {total} ({round(done / total * 100)}%)"
 
 
 async def after(rt: Runtime, alert_id: int, start: bool, done: str | None = None) -> Response:

@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from carehub.agents.auth import CurrentAgent, RuntimeDep
-from carehub.alerts import report, service
 from carehub.alerts import repository as alerts
+from carehub.alerts import service
 from carehub.alerts.texts import LANGUAGES
 from carehub.clock import utcnow
 from carehub.console.alert_form import (
@@ -51,11 +51,12 @@ async def alert_list(request: Request, rt: RuntimeDep, before: Annotated[int | N
     agent = await reading_agent(request, rt)
     if isinstance(agent, Response):
         return agent
-    now = utcnow()
     async with rt.transaction() as tx:
         rows = await alerts.list_alerts(tx.conn, limit=LIST_SIZE + 1, before_id=before)
         topics = {t.id: t.name_en for t in await subscriptions.topics(tx.conn, active_only=False)}
-        items = [(a, progress(await report.report(tx.conn, a, now))) for a in rows[:LIST_SIZE]]
+        shown = rows[:LIST_SIZE]
+        counts = await alerts.done_and_total(tx.conn, [a.id for a in shown])
+        items = [(a, progress(*counts.get(a.id, (0, 0)))) for a in shown]
     return page(
         rt,
         "alerts.html.j2",

@@ -15,11 +15,10 @@ from carehub.cap.export import PublishedAlert, PublishedArea, Publisher, alert_x
 from carehub.cap.parse import SCHEMA_PATH, CapAlert, parse_cap
 from carehub.clock import utcnow
 from channels.base import ChannelKind
-from tests.carehub.test_alerts import FAST, WATER_MAIN, draft, report_when_done, staff
 from tests.conftest import Hub, mail_settings, running_hub
 from tests.fakes.smtp_server import SmtpSink
 from tests.fakes.twilio_api import FakeTwilioApi
-from tests.support.alerts import phone, subscribe
+from tests.support.alerts import FAST, WATER_MAIN, draft, phone, report_when_done, staff, subscribe
 from tests.support.identities import PUBLIC_URL
 
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}

@@ -16,6 +16,7 @@ from channels.base import ChannelKind
 from tests.conftest import Hub, running_hub
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support.alerts import phone, subscribe
+from tests.support.alerts import staff as staff_headers
 from tests.support.corpus import CORPUS
 from tests.support.waiting import eventually
 
@@ -49,7 +50,7 @@ def follow_on(msg_type: str, identifier: str, headline: str = "severe thundersto
 
 
 async def staff(hub: Hub, role: Role = Role.COMMUNICATIONS) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await hub.agent_token(role)}", **CAP_XML}
+    return {**await staff_headers(hub, role), **CAP_XML}
 
 
 async def import_cap(hub: Hub, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:

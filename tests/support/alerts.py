@@ -1,5 +1,5 @@
 """Alert test helpers: residents subscribed the way the service does it (asked and confirmed, consent recorded),
-and staff tokens for the alerts API."""
+staff tokens for the alerts API, a ready-made alert, and waiting for an alert to finish."""
 
 from __future__ import annotations
 
@@ -11,12 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from carehub.clock import utcnow
-from carehub.models import Consent, Contact, ContactAddress, Subscription
+from carehub.models import Consent, Contact, ContactAddress, Role, Subscription
 from carehub.runtime import Runtime
 from carehub.subscriptions import repository as subs
 from carehub.subscriptions import service
 from channels.base import ChannelKind
+from tests.conftest import Hub
+from tests.support.waiting import eventually
 
+# Alert settings that make sends fast and the tick quick, for tests that wait for an alert to finish.
+FAST = {"sms_mps": 500.0, "email_mps": 500.0, "alert_interval_seconds": 1}
+WATER_MAIN = {
+    "en": {
+        "sms": "Water main break on Kingston Rd. Boil water before you drink it.",
+        "email_subject": "Boil water advisory",
+        "email_body": "A water main broke on Kingston Road.\n\nBoil water for one minute before you drink it.",
+    },
+    "fr": {
+        "sms": "Bris de conduite d'eau sur le chemin Kingston. Faites bouillir l'eau avant de la boire.",
+        "email_subject": "Avis d'ébullition de l'eau",
+        "email_body": "Une conduite d'eau a cédé sur le chemin Kingston.\n\nFaites bouillir l'eau une minute.",
+    },
+}
 WORDING = "I agree to receive alerts from the City of Pickering about the topics I chose."
 
 
@@ -133,3 +149,25 @@ async def _insert_returning_ids(conn: AsyncConnection, table: Any, rows: list[di
 def phone(i: int) -> str:
     """A distinct valid Canadian mobile-style number per i (555-01xx numbers are reserved for fiction)."""
     return f"+1905555{i:04d}"
+
+
+async def staff(hub: Hub, role: Role = Role.COMMUNICATIONS, email: str | None = None) -> dict[str, str]:
+    """Bearer headers of a new agent with this role (communications staff by default)."""
+    return {"Authorization": f"Bearer {await hub.agent_token(role, email)}"}
+
+
+def draft(**overrides: Any) -> dict[str, Any]:
+    """A water main alert to the water topic, with English and French text; overrides replace fields."""
+    return {"title": "Water main break", "topic": "water", "content": WATER_MAIN, **overrides}
+
+
+async def report_when_done(hub: Hub, headers: dict[str, str], alert_id: int, within: float = 20) -> dict[str, Any]:
+    """The alert (with its report) once it is sent or cancelled and every delivery has reached a final state."""
+
+    async def done() -> dict[str, Any] | None:
+        alert: dict[str, Any] = (await hub.client.get(f"/api/v1/alerts/{alert_id}", headers=headers)).json()
+        report = alert["report"]
+        final = alert["status"] in ("sent", "cancelled") and report["done"] == report["total"]
+        return alert if final else None
+
+    return await eventually(done, within=within, interval=0.05, what=f"alert {alert_id} to finish")

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from carehub.models import Alert, Role
+from carehub.models import Alert
 from carehub.settings import Settings
 from channels.base import ChannelKind
 from tests.conftest import Hub, mail_settings, running_hub
 from tests.fakes.smtp_server import SmtpSink
 from tests.fakes.twilio_api import AcceptedMessage, FakeTwilioApi
 from tests.support import stores
-from tests.support.alerts import phone, subscribe_many
+from tests.support.alerts import phone, report_when_done, staff, subscribe_many
 from tests.support.processes import carehub_process, settings_env
 from tests.support.store_queries import outbox_rows
 from tests.support.twilio import text_hub
@@ -58,10 +58,6 @@ async def arq_workers(settings: Settings, n: int = 2) -> AsyncIterator[None]:
         yield
 
 
-async def staff(hub: Hub) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await hub.agent_token(Role.COMMUNICATIONS)}"}
-
-
 async def send_alert(hub: Hub, headers: dict[str, str], channels: list[str], topic: str = "water") -> int:
     draft = {"title": "Water main break", "topic": topic, "channels": channels, "content": CONTENT}
     created = await hub.client.post("/api/v1/alerts", json=draft, headers=headers)
@@ -78,18 +74,6 @@ async def alert_json(hub: Hub, headers: dict[str, str], alert_id: int) -> dict[s
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
-
-
-async def finished(hub: Hub, headers: dict[str, str], alert_id: int, within: float) -> dict[str, Any]:
-    """The alert once it is sent or cancelled and every delivery has reached a final state."""
-
-    async def check() -> dict[str, Any] | None:
-        alert = await alert_json(hub, headers, alert_id)
-        report = alert["report"]
-        done = alert["status"] in ("sent", "cancelled") and report["total"] > 0 and report["done"] == report["total"]
-        return alert if done else None
-
-    return await eventually(check, within=within, interval=0.1, what=f"alert {alert_id} to finish")
 
 
 async def unchanged_for(seconds: float, look: Callable[[], Awaitable[object]], *, within: float) -> object:
@@ -160,7 +144,7 @@ async def test_ten_thousand_recipients_each_get_the_alert_exactly_once(
             carehub_process("worker", env=env, cwd=tmp_path, log=tmp_path / "worker2.log"),
         ):
             alert_id = await send_alert(hub, headers, ["sms", "email"])
-            final = await finished(hub, headers, alert_id, within=120)
+            final = await report_when_done(hub, headers, alert_id, within=120)
         print(f"\n10k: seeded in {seeded - began:.1f}s, delivered in {time.monotonic() - seeded:.1f}s")  # noqa: T201
 
     report = final["report"]
@@ -188,7 +172,7 @@ async def test_redis_flushed_half_way_through_sending_still_reaches_everyone_onc
             await fake_twilio.wait_for(1000, timeout=30)
             await stores.flush_redis(redis_url)  # every deferred delivery job is gone
             lost = len(phones) - len(fake_twilio.accepted)
-            final = await finished(hub, headers, alert_id, within=60)
+            final = await report_when_done(hub, headers, alert_id, within=60)
 
     assert lost > 500
     assert final["status"] == "sent"
@@ -218,7 +202,7 @@ async def test_redis_flushed_during_the_fan_out_is_resumed_by_the_tick(
 
             await eventually(mid_staging, within=20, interval=0.01, what="the tick to resume the fan-out")
             await stores.flush_redis(redis_url)
-            final = await finished(hub, headers, alert_id, within=60)
+            final = await report_when_done(hub, headers, alert_id, within=60)
 
     assert final["status"] == "sent"
     assert final["report"]["channels"]["sms"]["sent"] == len(phones)
@@ -242,7 +226,7 @@ async def test_cancel_half_way_cancels_the_rest_and_nothing_goes_out_later(
             cancelled = await hub.client.post(f"/api/v1/alerts/{alert_id}/cancel", headers=headers)
             assert cancelled.status_code == 200, cancelled.text
             at_cancel = cancelled.json()
-            final = await finished(hub, headers, alert_id, within=30)
+            final = await report_when_done(hub, headers, alert_id, within=30)
             # Two sweeps and two ticks more: nothing comes back to life.
             await unchanged_for(
                 2.5 * settings.sweep_interval_seconds,
@@ -281,7 +265,7 @@ async def test_the_configured_sms_rate_is_kept(queue_settings: Settings, fake_tw
         headers = await staff(hub)
         async with arq_workers(settings):
             alert_id = await send_alert(hub, headers, ["sms"])
-            await finished(hub, headers, alert_id, within=20)
+            await report_when_done(hub, headers, alert_id, within=20)
 
     assert len(fake_twilio.accepted) == len(phones)
     assert measured_rate(fake_twilio.accepted) == pytest.approx(50.0, rel=0.10)
@@ -299,7 +283,7 @@ async def test_two_alerts_sent_together_share_the_rate(queue_settings: Settings,
             first = await send_alert(hub, headers, ["sms"], "water")
             second = await send_alert(hub, headers, ["sms"], "roads")
             for alert_id in (first, second):
-                await finished(hub, headers, alert_id, within=20)
+                await report_when_done(hub, headers, alert_id, within=20)
 
     assert Counter(m.to for m in fake_twilio.accepted) == Counter(water + roads)
     assert measured_rate(fake_twilio.accepted) == pytest.approx(50.0, rel=0.10)  # together, not 100/s
@@ -322,7 +306,7 @@ async def test_a_stop_texted_during_the_alert_suppresses_the_residents_delivery(
             await fake_twilio.wait_for(20, timeout=20)
             stop = await text_hub(hub.client, late, "STOP")
             assert stop.status_code == 200, stop.text
-            final = await finished(hub, headers, alert_id, within=30)
+            final = await report_when_done(hub, headers, alert_id, within=30)
         rows = [r for r in await outbox_rows(hub.runtime.engine) if r.alert_id == alert_id and r.to_address == late]
 
     sms = final["report"]["channels"]["sms"]
