@@ -154,6 +154,7 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_status_created", "status", "created_at"),
         Index("ix_tickets_contact_status", "contact_id", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_updated_at", "updated_at"),  # the event feed's ticket.updated scan
     )
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id")
@@ -336,6 +337,8 @@ class Outbox(SQLModel, table=True):
         Index("uq_outbox_alert_address", "alert_id", "channel", "to_address", unique=True),
         Index("ix_outbox_alert_status", "alert_id", "status"),
         Index("ix_outbox_to_address", "to_address", "channel"),  # what we last sent someone (a reply to an alert)
+        # One delivery per webhook endpoint and event, however often the event feed sees it.
+        Index("uq_outbox_webhook_event", "webhook_id", "event_id", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     message_id: int | None = Field(default=None, foreign_key="messages.id", index=True)
@@ -360,6 +363,9 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+    # An outbound webhook delivery instead (channel webhook): to which endpoint, of which event (body: its JSON).
+    webhook_id: int | None = Field(default=None, foreign_key="webhook_endpoints.id")
+    event_id: str | None = _str(64, default=None)
 
 
 class InboundEmailStatus(StrEnum):
@@ -639,6 +645,97 @@ class AddressPoint(SQLModel, table=True):
     label: str = _str(200)  # as the city wrote it
     lon: float
     lat: float
+
+
+class Open311Service(SQLModel, table=True):
+    """A service the city takes requests for through Open311 GeoReport v2 (a pothole, a missed collection): how
+    apps list it, the attributes they ask for (`attributes`: GeoReport service definition attributes) and the
+    team whose queue its requests join."""
+
+    __tablename__ = "open311_services"
+    code: str = Field(sa_type=String(64), primary_key=True)
+    name: str = _str(200)
+    description: str = Field(default="", sa_type=Text)
+    group: str | None = _str(100, default=None)
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    attributes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    team: str | None = _str(64, default=None)
+    is_active: bool = True
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Open311ApiKey(SQLModel, table=True):
+    """A key an Open311 app posts requests with, stored only as its SHA-256 (keys are 256-bit random)."""
+
+    __tablename__ = "open311_api_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = _str(64, unique=True)
+    label: str = _str(100)
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Open311Request(SQLModel, table=True):
+    """What an Open311 POST said beyond its description (which is the ticket's first message): the service,
+    place, attributes, media and requester, the token an app can look the request up by, and the status the
+    resident was last told of (so a change is told once)."""
+
+    __tablename__ = "open311_requests"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_open311_idempotency"),
+        Index("ix_open311_requests_service", "service_code", "ticket_id"),
+    )
+    ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
+    token: str = _str(64, unique=True)
+    service_code: str = Field(sa_type=String(64), foreign_key="open311_services.code")
+    api_key_id: int = Field(foreign_key="open311_api_keys.id")
+    idempotency_key: str | None = _str(128, default=None)
+    lat: float | None = None
+    long: float | None = None
+    address_string: str | None = _str(300, default=None)
+    address_id: str | None = _str(100, default=None)
+    zipcode: str | None = _str(16, default=None)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    media_url: str | None = _str(1000, default=None)
+    first_name: str | None = _str(100, default=None)
+    last_name: str | None = _str(100, default=None)
+    email: str | None = _str(320, default=None)
+    phone: str | None = _str(32, default=None)
+    device_id: str | None = _str(100, default=None)
+    account_id: str | None = _str(100, default=None)
+    notified_status: str | None = _str(16, default=None)
+    created_at: datetime = _ts()
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An HTTPS endpoint an admin registered for events (ticket.created, message.created, alert.sent...): each
+    event is delivered through the outbox, signed with `secret` (Standard Webhooks), retried with backoff."""
+
+    __tablename__ = "webhook_endpoints"
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = _str(2000)
+    description: str = _str(200, default="")
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret: str = _str(100)  # "whsec_" + base64 of 32 random bytes; shown to the admin once
+    # Private, loopback and link-local targets (and plain http) are refused unless an admin allowed them here.
+    allow_private: bool = False
+    is_active: bool = True
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class EventFeedCursor(SQLModel, table=True):
+    """How far the event feed has read each source (tickets, messages, alerts): it re-reads a window behind this,
+    so rows committed late are not missed, and event ids make the re-read harmless."""
+
+    __tablename__ = "event_feed_cursors"
+    source: str = Field(sa_type=String(32), primary_key=True)
+    position: datetime = _ts()
+    last_id: int = 0
 
 
 # ---- API shapes -------------------------------------------------------------------------------------------

@@ -209,6 +209,27 @@ class Settings(BaseSettings):
     cap_sender: str | None = Field(
         default=None, description="The sender of the city's CAP feed; unset: the email sender's address."
     )
+    cap_feed_urls: list[str] = Field(
+        default_factory=list,
+        description="CAP feeds to poll (Atom or RSS indexes of CAP messages, or a CAP message itself), e.g. "
+        "Environment Canada's or NAADS'; what concerns the city's geocodes is drafted for staff to review.",
+    )
+    cap_poll_interval_seconds: int = Field(default=60, ge=10, le=3600, description="How often CAP feeds are read.")
+    # Open311 GeoReport v2 (carehub/open311): the jurisdiction the city answers for.
+    open311_jurisdiction_id: str = Field(
+        default="pickering.ca", description="Open311 jurisdiction_id this hub answers for (others are refused)."
+    )
+    # Outbound webhooks (carehub/webhooks): events to systems the city registered.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="One webhook delivery's limit.")
+    event_feed_interval_seconds: int = Field(
+        default=2, ge=1, le=60, description="How often new events (tickets, messages, alerts) are read for webhooks."
+    )
+    event_feed_overlap_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="The event feed re-reads this far behind its cursor, so a transaction that committed late "
+        "is not missed (event ids make the re-read harmless).",
+    )
     sms_keyword_replies: bool = Field(
         default=True,
         description="Answer STOP, START and HELP ourselves (turn off if Twilio Advanced Opt-Out answers them).",
@@ -223,7 +244,8 @@ class Settings(BaseSettings):
             # A lease that can expire while the provider call is still running lets the sweeper send it again.
             raise ValueError(
                 "CAREHUB_DELIVERY_LEASE_SECONDS must be longer than the longest provider call: "
-                f"CAREHUB_TWILIO_TIMEOUT_SECONDS, and {SMTP_COMMANDS_PER_SEND} x CAREHUB_SMTP_TIMEOUT_SECONDS "
+                f"CAREHUB_TWILIO_TIMEOUT_SECONDS, CAREHUB_WEBHOOK_TIMEOUT_SECONDS, and {SMTP_COMMANDS_PER_SEND} x "
+                "CAREHUB_SMTP_TIMEOUT_SECONDS "
                 f"(the timeout applies per SMTP command), so more than {self.provider_call_seconds:g} s"
             )
         if self.env is Environment.PRODUCTION:
@@ -253,7 +275,11 @@ class Settings(BaseSettings):
     @property
     def provider_call_seconds(self) -> float:
         """The longest a single send can take before its own timeouts end it."""
-        return max(self.twilio_timeout_seconds, SMTP_COMMANDS_PER_SEND * self.smtp_timeout_seconds)
+        return max(
+            self.twilio_timeout_seconds,
+            SMTP_COMMANDS_PER_SEND * self.smtp_timeout_seconds,
+            self.webhook_timeout_seconds,
+        )
 
     def delivery_lease_for(self, claimed: int, *, paced: bool) -> float:
         """How long a job's claim on `claimed` rows holds: the lease for one send, plus the turns the others wait

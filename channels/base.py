@@ -17,6 +17,11 @@ class ChannelKind(StrEnum):
     SMS = "sms"
     EMAIL = "email"
     CHAT = "chat"
+    # A service request from an Open311 app that gave no email or phone: answered only through the Open311 API
+    # (status_notes), never delivered.
+    OPEN311 = "open311"
+    # Not a resident's channel: an outbox row that is an HTTPS event delivery to a system the city registered.
+    WEBHOOK = "webhook"
 
 
 class DeliveryStatus(StrEnum):

@@ -64,7 +64,7 @@ async def test_waiting_for_sends_that_never_come_times_out() -> None:
         await RecordingAdapter().wait_for_sent(1, timeout=0.05)
 
 
-@pytest.mark.parametrize("kind", list(ChannelKind))
+@pytest.mark.parametrize("kind", [ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.CHAT])  # a resident sends on these
 def test_adapter_can_be_made_for_each_channel_kind(kind: ChannelKind) -> None:
     adapter = RecordingAdapter.for_kind(kind)
     assert adapter.kind is kind
