@@ -34,6 +34,9 @@ from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
 from carehub.mail.smtpd import start_listener
+from carehub.open311 import admin as open311_admin
+from carehub.open311 import endpoints as open311
+from carehub.open311.notify import start_open311_timer
 from carehub.outbox.delivery import deliver, sweep_all
 from carehub.outbox.dispatch import ArqDispatcher, InProcessDispatcher
 from carehub.outbox.embedded import EmbeddedSweeper
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sla_timer = start_sla_timer(rt)
         routing_timer = embedded_routing_timer(rt)
         alerts_timer = start_alerts_timer(rt)
+        open311_timer = start_open311_timer(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
             smtpd = await start_listener(rt, settings.smtp_inbound_host, settings.smtp_inbound_port)
@@ -129,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await routing_timer.stop()
             if alerts_timer is not None:
                 await alerts_timer.stop()
+            if open311_timer is not None:
+                await open311_timer.stop()
             availability.cancel()
             if chat_hub.writer is not None:
                 await chat_hub.writer.aclose()
@@ -155,6 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(cap_import.router)
     app.include_router(cap_feed.router)
+    app.include_router(open311.router)
+    app.include_router(open311_admin.router)
     app.include_router(routing.router)
     app.include_router(console.router)
     app.include_router(console_assets.router)

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import field_validator
 from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -693,6 +694,7 @@ class Open311Request(SQLModel, table=True):
     service_code: str = Field(sa_type=String(64), foreign_key="open311_services.code")
     api_key_id: int = Field(foreign_key="open311_api_keys.id")
     idempotency_key: str | None = _str(128, default=None)
+    description: str = Field(default="", sa_type=Text)  # as the app sent it (the ticket's message adds the details)
     lat: float | None = None
     long: float | None = None
     address_string: str | None = _str(300, default=None)
@@ -852,8 +854,16 @@ class TicketPage(SQLModel):
 
 class ReplyCreate(SQLModel):
     body: str = Field(min_length=1, max_length=20_000)  # per channel limits apply too (SMS: 1,600)
-    # Answer on another channel the resident has used (e.g. a chat answered by SMS); None: the ticket's channel.
+    # Answer on another channel the resident has used (e.g. a chat answered by SMS; open311: publish it as the
+    # request's status notes); None: the ticket's channel.
     channel: Channel | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _a_resident_channel(cls, channel: Channel | None) -> Channel | None:
+        if channel is Channel.WEBHOOK:
+            raise ValueError("webhook is not a channel residents are answered on")
+        return channel
 
 
 class TicketUpdate(SQLModel):

@@ -76,6 +76,7 @@ def hub_settings(database_url: str, twilio_base: str, **overrides: object) -> Se
         "twilio_api_base": twilio_base,
         "twilio_timeout_seconds": 2.0,
         "smtp_timeout_seconds": 0.25,
+        "webhook_timeout_seconds": 2.0,
         "delivery_backoff_seconds": 0.05,
         "delivery_backoff_max_seconds": 0.2,
         "sweep_interval_seconds": 1,

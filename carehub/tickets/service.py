@@ -32,6 +32,7 @@ from carehub.models import (
     TicketSummary,
     TicketUpdate,
 )
+from carehub.open311 import repository as open311_requests
 from carehub.outbox.staging import queue_message
 from carehub.problems import Problem
 from carehub.realtime.events import AGENTS_TOPIC, agent_event, team_changed
@@ -159,6 +160,8 @@ async def reply(
         raise Problem(422, f"A {channel.value} reply can be at most {limit} characters; this one has {len(body)}.")
     if channel is ChannelKind.CHAT:
         return await _chat_reply(tx, settings, ticket_id, agent, body, idempotency_key=idempotency_key, now=now)
+    if channel is ChannelKind.OPEN311:
+        return await _published_note(tx, settings, ticket_id, agent, body, idempotency_key=idempotency_key, now=now)
     if address.opted_out:
         raise Problem(
             409,
@@ -276,6 +279,37 @@ async def _chat_reply(
     await tickets.note_reply(tx.conn, ticket_id, now)
     await audit.agent_on_ticket(tx.conn, agent.id, "reply", ticket_id, now, {"message_id": appended.message_id})
     return appended.message_id
+
+
+async def _published_note(
+    tx: Tx,
+    settings: Settings,
+    ticket_id: int,
+    agent: CurrentAgent,
+    body: str,
+    *,
+    idempotency_key: str | None,
+    now: datetime,
+) -> int:
+    """A reply on an Open311 request's own channel is not sent anywhere: it is published as the request's
+    status_notes, which the app that filed it reads (carehub/open311)."""
+    if await open311_requests.of_ticket(tx.conn, ticket_id) is None:
+        raise Problem(
+            409,
+            f"{format_reference(settings.ticket_prefix, ticket_id)} is not an Open311 request: nothing is published.",
+        )
+    message_id = await tickets.add_outbound_message(
+        tx.conn,
+        ticket_id=ticket_id,
+        channel=ChannelKind.OPEN311,
+        body=body,
+        author_agent_id=agent.id,
+        now=now,
+        idempotency_key=idempotency_key,
+    )
+    await tickets.note_reply(tx.conn, ticket_id, now)
+    await audit.agent_on_ticket(tx.conn, agent.id, "reply", ticket_id, now, {"message_id": message_id})
+    return message_id
 
 
 async def change(

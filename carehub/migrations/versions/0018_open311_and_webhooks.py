@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("service_code", sa.String(length=64), nullable=False),
         sa.Column("api_key_id", sa.Integer(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
+        sa.Column("description", sa.Text(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=True),
         sa.Column("long", sa.Float(), nullable=True),
         sa.Column("address_string", sa.String(length=300), nullable=True),
