@@ -11,6 +11,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -51,10 +52,21 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int = 1) -> Non
     )
 
 
-async def _first_agent(settings: Settings) -> tuple[str, str] | None:
-    """In dev, make sure there is an admin to try the API and the console with: (API token, console password),
-    printed once; None if there are agents already."""
+@dataclass(frozen=True)
+class FirstRun:
+    """What a new dev store is given, printed once: an admin's API token and console password, and an Open311 key
+    for the example services."""
+
+    api_token: str
+    password: str
+    open311_key: str
+
+
+async def _first_run(settings: Settings) -> FirstRun | None:
+    """In dev, make sure there is an admin to try the API and the console with, and example Open311 services;
+    None if there are agents already."""
     from carehub.agents import passwords
+    from carehub.open311 import examples, keys
 
     password = secrets.token_urlsafe(12)
     hashed = await passwords.hash_password(password)
@@ -70,7 +82,9 @@ async def _first_agent(settings: Settings) -> tuple[str, str] | None:
             await tx.conn.execute(
                 update(agents.AGENTS).where(agents.AGENTS.c.id == agent_id).values(password_hash=hashed)
             )
-            return await agents.issue_token(tx.conn, agent_id, "dev", now), password
+            await examples.add_examples(tx.conn, now)
+            _, open311_key = await keys.issue(tx.conn, "dev", agent_id, now)
+            return FirstRun(await agents.issue_token(tx.conn, agent_id, "dev", now), password, open311_key)
     finally:
         await engine.dispose()
 
@@ -81,16 +95,20 @@ def cmd_dev(args: argparse.Namespace) -> None:
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings)
-    first = asyncio.run(_first_agent(settings))
+    first = asyncio.run(_first_run(settings))
     _print(
         f"carehub dev: http://{args.host}:{args.port}  (store: {settings.database_url}, delivery: "
         f"{'in-process' if settings.embedded_delivery else settings.redis_url})"
     )
     if first:
-        _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {first[0]}")
+        _print(f"Created agent {DEV_AGENT_EMAIL}; API token (shown once): {first.api_token}")
         _print(
             f"Agent console: http://{args.host}:{args.port}/console  (sign in as {DEV_AGENT_EMAIL}, password "
-            f"(shown once): {first[1]})"
+            f"(shown once): {first.password})"
+        )
+        _print(
+            f"Open311 GeoReport v2: http://{args.host}:{args.port}/open311/v2/services.json (example services); "
+            f"api_key to post requests (shown once): {first.open311_key}"
         )
     _print(
         f"Web chat: the widget on a demo page at http://{args.host}:{args.port}/chat/demo; agents see it live on "

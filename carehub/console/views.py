@@ -17,7 +17,7 @@ from carehub.models import Role, TicketSummary
 from carehub.problems import Problem
 from carehub.runtime import Runtime
 
-CHANNEL_NAMES = {"sms": "Text (SMS)", "email": "Email", "chat": "Web chat"}
+CHANNEL_NAMES = {"sms": "Text (SMS)", "email": "Email", "chat": "Web chat", "open311": "Open311 app"}
 SIGN_IN = "/console/login"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",

@@ -104,6 +104,20 @@ async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path:
 
             await eventually(email_ack_logged, what="the console email provider to log the acknowledgement")
 
+            # An Open311 app lists the example services and posts with the printed key.
+            open311_key = re.search(r"api_key to post requests \(shown once\): (o311_\S+)", log.read_text())
+            assert open311_key, log.read_text()
+            services = (await client.get("/open311/v2/services.json")).json()
+            posted = await client.post(
+                "/open311/v2/requests.json",
+                data={
+                    "api_key": open311_key.group(1),
+                    "service_code": "STREETLIGHT",
+                    "address_string": "1 The Esplanade",
+                    "description": "Light out in front of city hall",
+                },
+            )
+
     [ticket] = page["items"]
     assert ticket["reference"] == "PKR-000001"
     assert ticket["subject"] == "Missed garbage pickup on Whites Rd"
@@ -112,6 +126,9 @@ async def test_dev_command_serves_a_working_hub_with_embedded_defaults(tmp_path:
     assert email_ticket["channel"] == "email"
     assert email_ticket["subject"] == "Dog off leash in the park"
     assert email_ticket["contact_addresses"] == ["email:resident@mail.example"]
+    assert "MISSED_WASTE" in [s["service_code"] for s in services]
+    assert posted.status_code == 201, posted.text
+    assert posted.json()[0]["service_request_id"] == "PKR-000003"
 
 
 async def test_operator_creates_agents_and_tokens_from_the_cli(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import xmltodict
 from civicbot.http import HttpTransport, RateLimiter
@@ -25,6 +26,8 @@ from carehub.open311.notify import tell_status_changes
 from carehub.settings import Settings
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.support.alerts import staff
+from tests.support.console import agent_with_password, sign_in
+from tests.support.identities import PUBLIC_URL
 from tests.support.live import LiveHub, live_hub
 from tests.support.waiting import eventually
 
@@ -440,3 +443,19 @@ async def test_discovery_names_the_endpoint(city: City) -> None:
     assert endpoint["url"] == "https://hub.test/open311/v2"
     xml = xmltodict.parse((await city.hub.client.get("/open311/discovery.xml")).content)
     assert xml["discovery"]["endpoints"]["endpoint"]["formats"]["format"] == ["application/json", "text/xml"]
+
+
+async def test_the_console_shows_an_open311_ticket(city: City) -> None:
+    status, created = await post(city, "json", pothole(city, device_id="android-7"))
+    assert status == 201
+    reference = created[0]["service_request_id"]
+    await agent_with_password(city.hub, "ana@city.test", Role.SUPERVISOR)
+    transport = httpx.ASGITransport(app=city.hub.app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as ana:
+        await sign_in(ana, "ana@city.test")
+        queue = await ana.get("/console")
+        page = await ana.get(f"/console/tickets/{reference}")
+    assert queue.status_code == page.status_code == 200
+    assert "Open311 app" in queue.text
+    assert "Deep pothole in the curb lane" in page.text
+    assert '<option value="open311" selected>Open311 app' in page.text
