@@ -730,6 +730,21 @@ class WebhookEndpoint(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class StatusLink(SQLModel, table=True):
+    """A resident's link to their request's status page (in every acknowledgement): the link is the credential, so
+    only its SHA-256 is kept; it expires, and staff can revoke it."""
+
+    __tablename__ = "status_links"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    token_hash: str = _str(64, unique=True)
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)
+    revoked_by: int | None = Field(default=None, foreign_key="agents.id")
+    last_used_at: datetime | None = _ts(nullable=True)
+
+
 class EventFeedCursor(SQLModel, table=True):
     """How far the event feed has read each source (tickets, messages, alerts): it re-reads a window behind this,
     so rows committed late are not missed, and event ids make the re-read harmless."""
