@@ -19,6 +19,7 @@ from carehub.alerts.runner import start_embedded as start_alerts_timer
 from carehub.canned import endpoints as canned
 from carehub.cap import endpoints as cap_import
 from carehub.cap import feed as cap_feed
+from carehub.cap.poller import start_embedded as start_cap_poller
 from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routing_timer = embedded_routing_timer(rt)
         alerts_timer = start_alerts_timer(rt)
         open311_timer = start_open311_timer(rt)
+        cap_poller = start_cap_poller(rt)
         smtpd = None
         if settings.smtp_inbound_in_process:
             smtpd = await start_listener(rt, settings.smtp_inbound_host, settings.smtp_inbound_port)
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await alerts_timer.stop()
             if open311_timer is not None:
                 await open311_timer.stop()
+            if cap_poller is not None:
+                await cap_poller.stop()
             availability.cancel()
             if chat_hub.writer is not None:
                 await chat_hub.writer.aclose()

@@ -15,6 +15,7 @@ from carehub.outbox.dispatch import SEND_BATCH_JOB, SEND_JOB, ArqDispatcher
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from workers.alerts import alerts_cron, fan_out_alert
+from workers.cap_poll import cap_poll_crons
 from workers.open311 import open311_cron
 from workers.routing import sweep_routing
 from workers.send_message import send_message, send_messages
@@ -66,6 +67,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             sla_cron(settings),
             alerts_cron(settings),
             open311_cron(settings),
+            *cap_poll_crons(settings),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -54,8 +54,9 @@ async def _body(request: Request) -> bytes:
     },
 )
 async def import_cap(request: Request, response: Response, rt: RuntimeDep, agent: Writer) -> CapImportPublic:
-    """Import one CAP 1.2 (CAP-CP) message. 201: a draft was made (an alert, an update or an all-clear), for staff
-    to review and send. 200: nothing new (duplicate, not for the city, a test message, a cancel). 422: refused."""
+    """Import one CAP 1.2 (CAP-CP) message, bare or in an EDXL-DE 1.0 envelope that carries only it. 201: a draft
+    was made (an alert, an update or an all-clear), for staff to review and send. 200: nothing new (duplicate, not
+    for the city, a test message, a cancel). 422: refused."""
     data = await _body(request)
     try:
         cap = parse_cap(data, max_bytes=MAX_CAP_BYTES)

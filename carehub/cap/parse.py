@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from lxml import etree  # type: ignore[import-untyped]
 
 CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
+EDXL_DE = "urn:oasis:names:tc:emergency:EDXL:DE:1.0"
+CAP_CP_LOCATION = "profile:CAP-CP:Location:"  # CAP-CP's geocode valueName, versioned: "profile:CAP-CP:Location:0.3"
 OLDER_CAP = {"urn:oasis:names:tc:emergency:cap:1.1": "1.1", "http://www.incident.com/cap/1.0": "1.0"}
 SCHEMA_PATH = Path(__file__).with_name("cap12.xsd")
 TORONTO = ZoneInfo("America/Toronto")
@@ -24,6 +26,7 @@ SUBJECT_CHARS = 150  # ChannelText.email_subject
 BODY_CHARS = 20_000  # ChannelText.email_body
 TITLE_CHARS = 200  # AlertDraft.title
 _NS = {"cap": CAP12}
+_EDXL_CONTENT = "de:contentObject/de:xmlContent/de:embeddedXMLContent/*"
 # CAP never needs a DTD or an entity; finding one in the raw bytes refuses the file before libxml2 reads it.
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
@@ -90,16 +93,14 @@ def _safe_parser() -> etree.XMLParser:
     )
 
 
-def parse_cap(data: bytes, *, max_bytes: int = 1_000_000) -> CapAlert:
-    """Parse and validate one CAP 1.2 alert, or raise CapRejected with the reason.
+def read_xml(data: bytes, *, max_bytes: int, what: str = "CAP alerts") -> etree._Element:
+    """The root element of an XML document read with entities, DTDs and network off, or CapRejected.
 
-    Refused: more than `max_bytes`; not well-formed; any DOCTYPE or entity declaration (nothing is ever fetched from
-    disk or network); CAP 1.0/1.1 (CAP 1.2 only: Canadian feeds are CAP-CP 1.2); Atom/RSS/EDXL-DE envelopes; anything
-    the CAP 1.2 schema rejects. An XML-DSig <Signature> is allowed by the schema and kept, but NOT verified: a signed
-    alert is trusted no more than an unsigned one, and staff review every draft before it is sent.
+    Refused: more than `max_bytes`; any DOCTYPE or entity declaration (refused unread, so nothing is ever fetched
+    from disk or network); not well-formed. Shared by CAP messages and the feeds that list them.
     """
     if len(data) > max_bytes:
-        raise CapRejected(f"The file is {len(data):,} bytes; CAP alerts over {max_bytes:,} bytes are refused.")
+        raise CapRejected(f"The file is {len(data):,} bytes; {what} over {max_bytes:,} bytes are refused.")
     if _DECLARATION.search(data):
         raise CapRejected("The file declares a DOCTYPE/DTD or entities; CAP never needs one, so it is refused unread.")
     try:
@@ -109,6 +110,25 @@ def parse_cap(data: bytes, *, max_bytes: int = 1_000_000) -> CapAlert:
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise CapRejected("The file declares a DOCTYPE/DTD or entities; CAP never needs one, so it is refused.")
+    return root
+
+
+def edxl_alerts(root: etree._Element) -> list[etree._Element]:
+    """The messages an EDXL-DE 1.0 distribution carries in contentObject/xmlContent/embeddedXMLContent."""
+    return list(root.iterfind(_EDXL_CONTENT, {"de": EDXL_DE}))
+
+
+def parse_cap(data: bytes, *, max_bytes: int = 1_000_000) -> CapAlert:
+    """Parse and validate one CAP 1.2 alert, or raise CapRejected with the reason.
+
+    Refused: more than `max_bytes`; not well-formed; any DOCTYPE or entity declaration (nothing is ever fetched from
+    disk or network); CAP 1.0/1.1 (CAP 1.2 only: Canadian feeds are CAP-CP 1.2); Atom/RSS envelopes (the poller
+    reads those: carehub.cap.index); anything the CAP 1.2 schema rejects. An EDXL-DE 1.0 distribution carrying
+    exactly one CAP alert is unwrapped (the envelope itself is not validated). An XML-DSig <Signature> is allowed by
+    the schema and kept, but NOT verified: a signed alert is trusted no more than an unsigned one, and staff review
+    every draft before it is sent.
+    """
+    root = _unwrap(read_xml(data, max_bytes=max_bytes))
     _check_root(root)
     schema = _schema()
     if not schema.validate(root):
@@ -116,6 +136,19 @@ def parse_cap(data: bytes, *, max_bytes: int = 1_000_000) -> CapAlert:
         message = first.message.replace("{" + CAP12 + "}", "cap:")
         raise CapRejected(f"The alert does not match the CAP 1.2 schema: line {first.line}: {message}")
     return _alert(root)
+
+
+def _unwrap(root: etree._Element) -> etree._Element:
+    name = etree.QName(root)
+    if name.namespace != EDXL_DE or name.localname != "EDXLDistribution":
+        return root
+    embedded = edxl_alerts(root)
+    if len(embedded) != 1:
+        raise CapRejected(
+            f"The EDXL-DE distribution carries {len(embedded)} embedded messages; one CAP alert at a time is "
+            "imported (a feed poller reads them all)."
+        )
+    return embedded[0]
 
 
 def _check_root(root: etree._Element) -> None:
@@ -199,12 +232,33 @@ def _alert(root: etree._Element) -> CapAlert:
 
 
 def for_city(alert: CapAlert, geocodes: Collection[str]) -> CapAlert | None:
-    """The alert with only the info blocks that name one of the city's geocodes (SGC, CLC, ... any valueName)."""
+    """The alert with only the info blocks that name one of the city's geocodes (SGC, CLC, ... any valueName).
+
+    CAP-CP SGC codes nest: province (2 digits), census division (4), census subdivision (7). An area coded with
+    one of them concerns the city when either code contains the other: a warning for Durham (CD 3518) concerns
+    Pickering (CSD 3518001), and a city configured as a region (3518) is concerned by one of its municipalities.
+    Other layers' codes (CLC, FIPS, ...) match exactly.
+    """
     wanted = set(geocodes)
-    kept = tuple(
-        info for info in alert.infos if any(value in wanted for area in info.areas for _name, value in area.geocodes)
-    )
+    kept = tuple(info for info in alert.infos if any(_names(area, wanted) for area in info.areas))
     return replace(alert, infos=kept) if kept else None
+
+
+def _names(area: CapArea, wanted: set[str]) -> bool:
+    for name, value in area.geocodes:
+        if value in wanted:
+            return True
+        if name.startswith(CAP_CP_LOCATION) and _sgc(value) and any(_nested(value, code) for code in wanted):
+            return True
+    return False
+
+
+def _sgc(code: str) -> bool:
+    return code.isascii() and code.isdigit() and len(code) in (2, 4, 7)
+
+
+def _nested(one: str, other: str) -> bool:
+    return _sgc(other) and (one.startswith(other) or other.startswith(one))
 
 
 def _trim(text: str, limit: int) -> str:
