@@ -233,13 +233,11 @@ async def _requester(
 ) -> tuple[int, contacts.Address]:
     """The requester's contact (found by the email or phone they gave, else new) and the address they are
     answered at; every request also gets an open311 address, where staff publish notes on it."""
-    given = (
-        (ChannelKind.EMAIL, sub.email)
-        if sub.email is not None
-        else (ChannelKind.SMS, sub.phone)
-        if sub.phone is not None
-        else None
-    )
+    given: tuple[ChannelKind, str] | None = None
+    if sub.email is not None:
+        given = (ChannelKind.EMAIL, sub.email)
+    elif sub.phone is not None:
+        given = (ChannelKind.SMS, sub.phone)
     reach: contacts.Address | None = None
     contact_id: int | None = None
     if given is not None:

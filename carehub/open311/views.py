@@ -39,10 +39,9 @@ def status_notes(settings: Settings, row: AnyRow) -> str:
         return f"Closed: the same issue is followed as {format_reference(settings.ticket_prefix, row.merged_into_id)}."
     if row.public_note:
         return str(row.public_note)
-    words = _WORDS[TicketStatus(row.ticket_status)]
     if row.ticket_status == TicketStatus.OPEN.value and row.team is not None:
         return f"In progress with {agency(settings, row.team).partition(': ')[2]}."
-    return words
+    return _WORDS[TicketStatus(row.ticket_status)]
 
 
 def service_request(settings: Settings, row: AnyRow) -> dict[str, Any]:

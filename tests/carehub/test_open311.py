@@ -241,6 +241,31 @@ async def test_posting_in_xml_and_looking_up_the_token_in_xml(city: City) -> Non
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_every_endpoint_answers_in_its_format_over_raw_http(city: City, fmt: str) -> None:
+    status, created = await post(city, fmt, pothole(city))
+    assert status == 201
+    request = created[0] if fmt == "json" else created["service_requests"]["request"]
+    reference, token = request["service_request_id"], request["token"]
+    paths = {
+        f"/open311/discovery.{fmt}": "discovery",
+        f"/open311/v2/services.{fmt}": "services",
+        f"/open311/v2/services/POTHOLE.{fmt}": "service_definition",
+        f"/open311/v2/requests.{fmt}?service_code=POTHOLE": "service_requests",
+        f"/open311/v2/requests/{reference}.{fmt}": "service_requests",
+        f"/open311/v2/tokens/{token}.{fmt}": "service_requests",
+    }
+    for path, root in paths.items():
+        answer = await city.hub.client.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        if fmt == "json":
+            assert answer.headers["content-type"] == "application/json; charset=utf-8"
+            assert answer.json()
+        else:
+            assert answer.headers["content-type"] == "text/xml; charset=utf-8"
+            assert list(xmltodict.parse(answer.content)) == [root], path
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
 async def test_errors_follow_the_spec_format(city: City, fmt: str) -> None:
     client = city.hub.client
 
