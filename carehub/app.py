@@ -55,6 +55,8 @@ from carehub.subscriptions import catalogue as alert_catalogue
 from carehub.subscriptions import endpoints as subscriptions
 from carehub.tickets import endpoints as tickets
 from carehub.tickets import operations as ticket_operations
+from carehub.webhooks import endpoints as webhooks_api
+from carehub.webhooks.feed import start_embedded as start_event_feed
 
 log = logging.getLogger("carehub")
 GC_YOUNG_THRESHOLD = 20_000
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sla_timer = start_sla_timer(rt)
         routing_timer = embedded_routing_timer(rt)
         alerts_timer = start_alerts_timer(rt)
+        event_feed = start_event_feed(rt)
         open311_timer = start_open311_timer(rt)
         cap_poller = start_cap_poller(rt)
         smtpd = None
@@ -135,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await routing_timer.stop()
             if alerts_timer is not None:
                 await alerts_timer.stop()
+            if event_feed is not None:
+                await event_feed.stop()
             if open311_timer is not None:
                 await open311_timer.stop()
             if cap_poller is not None:
@@ -165,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(cap_import.router)
     app.include_router(cap_feed.router)
+    app.include_router(webhooks_api.router)
     app.include_router(open311.router)
     app.include_router(open311_admin.router)
     app.include_router(routing.router)

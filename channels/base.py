@@ -92,6 +92,18 @@ class OutboundEmail:
 
 
 @dataclass(frozen=True)
+class OutboundWebhook:
+    """Where and how an event delivery goes (ChannelKind.WEBHOOK): the endpoint as it is at send time, not as it
+    was when the event was staged, so a rotated secret or a changed URL applies to deliveries still waiting."""
+
+    url: str
+    secret: str  # "whsec_" + base64: the Standard Webhooks signing key
+    event_id: str  # the webhook-id header: receivers dedupe by it, so a retry is the same delivery
+    event_type: str
+    allow_private: bool = False  # private, loopback and link-local targets (and plain http) allowed
+
+
+@dataclass(frozen=True)
 class OutboundEnvelope:
     outbox_id: int
     channel: ChannelKind
@@ -99,6 +111,7 @@ class OutboundEnvelope:
     body: str
     status_callback_url: str | None = None
     email: OutboundEmail | None = None  # set for ChannelKind.EMAIL
+    webhook: OutboundWebhook | None = None  # set for ChannelKind.WEBHOOK
 
 
 @dataclass(frozen=True)

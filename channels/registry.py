@@ -8,6 +8,7 @@ from channels.email.console import ConsoleEmailAdapter
 from channels.email.smtp import SmtpEmailAdapter
 from channels.sms.console import ConsoleSmsAdapter
 from channels.sms.twilio import TwilioSmsAdapter
+from channels.webhook.sender import WebhookSender
 
 
 def build_adapters(settings: Settings) -> dict[ChannelKind, ChannelSender]:
@@ -26,7 +27,11 @@ def build_adapters(settings: Settings) -> dict[ChannelKind, ChannelSender]:
         )
     else:
         sms = ConsoleSmsAdapter(auth_token=token, default_region=settings.default_region)
-    return {ChannelKind.SMS: sms, ChannelKind.EMAIL: _email(settings)}
+    return {
+        ChannelKind.SMS: sms,
+        ChannelKind.EMAIL: _email(settings),
+        ChannelKind.WEBHOOK: WebhookSender(timeout=settings.webhook_timeout_seconds),
+    }
 
 
 def _email(settings: Settings) -> ChannelSender:

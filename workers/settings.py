@@ -21,6 +21,7 @@ from workers.routing import sweep_routing
 from workers.send_message import send_message, send_messages
 from workers.sla import sla_cron
 from workers.sweeper import sweep_outbox
+from workers.webhooks import event_feed_cron
 
 FAN_OUT_TIMEOUT_SECONDS = 3600
 
@@ -66,6 +67,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             ),
             sla_cron(settings),
             alerts_cron(settings),
+            event_feed_cron(settings),
             open311_cron(settings),
             *cap_poll_crons(settings),
         ],

@@ -28,11 +28,13 @@ from carehub.outbox.repository import ALERT_LOOKAHEAD, ClaimedDelivery
 from carehub.runtime import Runtime
 from carehub.settings import Settings
 from carehub.subscriptions import service as subscriptions
+from carehub.webhooks.outbound import webhook_targets
 from channels.base import (
     AmbiguousSendError,
     ChannelKind,
     OutboundEmail,
     OutboundEnvelope,
+    OutboundWebhook,
     PermanentSendError,
     SendResult,
     TransientSendError,
@@ -85,23 +87,30 @@ async def deliver_many(rt: Runtime, outbox_ids: Sequence[int]) -> dict[int, Outc
             c.id: compose_notice(rt, c) for c in mailed if c.message_id is None
         }
         emails.update(await compose_many(rt, tx.conn, [c.id for c in mailed if c.message_id is not None]))
+        hooks = await webhook_targets(tx.conn, [c for c in live if c.channel is ChannelKind.WEBHOOK])
         for c in live:
             if c.id in alert_texts:
                 body, email = alert_texts[c.id]
                 ready.append((replace(c, body=body), _envelope(rt, replace(c, body=body), email)))
                 continue
-            composed = emails.get(c.id)
+            hook = hooks.get(c.id)  # a webhook whose endpoint was deactivated fails like mail that cannot be composed
+            composed = hook if isinstance(hook, PermanentSendError) else emails.get(c.id)
             if isinstance(composed, PermanentSendError):
                 await outbox.mark_failed(tx.conn, c.id, code=composed.code, error=composed.message, now=now)
                 outcomes[c.id] = Outcome.FAILED
             else:
-                ready.append((c, _envelope(rt, c, composed)))
+                ready.append((c, _envelope(rt, c, composed, hook)))
     if ready:
         outcomes.update(await _send_and_record(rt, ready))
     return outcomes
 
 
-def _envelope(rt: Runtime, claimed: ClaimedDelivery, email: OutboundEmail | None) -> OutboundEnvelope:
+def _envelope(
+    rt: Runtime,
+    claimed: ClaimedDelivery,
+    email: OutboundEmail | None,
+    webhook: OutboundWebhook | PermanentSendError | None = None,
+) -> OutboundEnvelope:
     return OutboundEnvelope(
         outbox_id=claimed.id,
         channel=claimed.channel,
@@ -109,6 +118,7 @@ def _envelope(rt: Runtime, claimed: ClaimedDelivery, email: OutboundEmail | None
         body=claimed.body,
         status_callback_url=rt.status_callback_url(claimed.channel, claimed.id),
         email=email,
+        webhook=webhook if isinstance(webhook, OutboundWebhook) else None,
     )
 
 

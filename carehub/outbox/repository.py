@@ -53,6 +53,8 @@ class ClaimedDelivery:
     send_at: datetime | None = None  # an alert delivery's slot at the sender's rate: not sent before it
     subject: str | None = None  # a mailed notice's subject
     created_at: datetime | None = None
+    webhook_id: int | None = None  # a webhook delivery: to which endpoint, of which event (body: the event JSON)
+    event_id: str | None = None
 
 
 async def stage(
@@ -190,6 +192,8 @@ async def claim_many(
             OUTBOX.c.next_attempt_at,
             OUTBOX.c.subject,
             OUTBOX.c.created_at,
+            OUTBOX.c.webhook_id,
+            OUTBOX.c.event_id,
         )
     )
     rows = sorted(result.all(), key=lambda r: r.id)
@@ -214,6 +218,8 @@ async def claim_many(
             send_at=r.next_attempt_at if r.alert_id is not None else None,
             subject=r.subject,
             created_at=r.created_at,
+            webhook_id=r.webhook_id,
+            event_id=r.event_id,
         )
         for r in rows
     ]
