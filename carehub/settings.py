@@ -215,6 +215,11 @@ class Settings(BaseSettings):
         "Environment Canada's or NAADS'; what concerns the city's geocodes is drafted for staff to review.",
     )
     cap_poll_interval_seconds: int = Field(default=60, ge=10, le=3600, description="How often CAP feeds are read.")
+    cap_feed_allow_private: bool = Field(
+        default=False,
+        description="Let the CAP poller read private, loopback and link-local addresses (a feed on the city's own "
+        "network); off, a feed or a link in one that leads there is refused.",
+    )
     # Open311 GeoReport v2 (carehub/open311): the jurisdiction the city answers for.
     open311_jurisdiction_id: str = Field(
         default="pickering.ca", description="Open311 jurisdiction_id this hub answers for (others are refused)."

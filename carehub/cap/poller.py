@@ -32,6 +32,7 @@ from carehub.models import Role
 from carehub.outbox.embedded import EmbeddedSweeper
 from carehub.problems import Problem
 from carehub.runtime import Runtime
+from channels.webhook.addresses import GuardedResolver, RefusedAddress, check_address, literal_ip
 
 log = logging.getLogger("carehub.cap")
 FEED_AGENT_EMAIL = "cap-poller@carehub.invalid"  # .invalid (RFC 2606): no mail can ever reach it
@@ -77,9 +78,12 @@ async def fetch(
     *,
     etag: str | None = None,
     last_modified: str | None = None,
+    public_only: bool = True,
 ) -> Fetched:
     """GET with a timeout, a size limit (read in chunks, stopped past it) and redirects followed by hand, to http(s)
-    only. With an ETag or Last-Modified from before, a 304 gives body None."""
+    only, and (public_only) to public addresses only: a feed's links are written by others, and must not make the
+    hub read its own network (the session's GuardedResolver refuses names that resolve to private addresses; IP
+    literals are checked here). With an ETag or Last-Modified from before, a 304 gives body None."""
     headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
@@ -89,7 +93,10 @@ async def fetch(
     for _hop in range(limits.max_redirects + 1):
         if urlsplit(url).scheme not in ("http", "https"):
             raise FetchFailed(f"{url!r} is not an http(s) URL; not followed.", permanent=True)
+        host = urlsplit(url).hostname or ""
         try:
+            if public_only and literal_ip(host) is not None:
+                check_address(host, host)
             async with session.get(url, headers=headers, allow_redirects=False, timeout=timeout) as response:
                 if response.status in _REDIRECTS and "Location" in response.headers:
                     url = urljoin(url, response.headers["Location"])
@@ -102,6 +109,8 @@ async def fetch(
                 return Fetched(url, body, response.headers.get("ETag"), response.headers.get("Last-Modified"))
         except TimeoutError:
             raise FetchFailed(f"{url} did not answer in {limits.timeout_seconds:g} s.") from None
+        except RefusedAddress as refused:
+            raise FetchFailed(f"{url}: {refused} (CAREHUB_CAP_FEED_ALLOW_PRIVATE).", permanent=True) from None
         except aiohttp.ClientError as error:
             raise FetchFailed(f"{url}: {type(error).__name__}: {error}") from None
     raise FetchFailed(f"More than {limits.max_redirects} redirects from {url}.")
@@ -151,11 +160,16 @@ class CapPoller:
         self.feeds = {url: FeedState(url) for url in (rt.settings.cap_feed_urls if urls is None else urls)}
         self._agent: CurrentAgent | None = None
 
+    @property
+    def public_only(self) -> bool:
+        return not self.rt.settings.cap_feed_allow_private
+
     async def poll(self, now: datetime | None = None) -> dict[str, int]:
         """Read every feed once. A feed that fails is logged and read again next time; never raises for one."""
         now = now or utcnow()
         totals: Counter[str] = Counter()
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver()) if self.public_only else aiohttp.TCPConnector()
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
             for feed in self.feeds.values():
                 try:
                     outcomes = await self._poll_feed(session, feed, now)
@@ -175,7 +189,13 @@ class CapPoller:
         limits = self.limits
         try:
             fetched = await fetch(
-                session, feed.url, limits, limits.max_feed_bytes, etag=feed.etag, last_modified=feed.last_modified
+                session,
+                feed.url,
+                limits,
+                limits.max_feed_bytes,
+                etag=feed.etag,
+                last_modified=feed.last_modified,
+                public_only=self.public_only,
             )
         except FetchFailed as failed:
             log.warning("CAP feed %s: %s Reading it again next poll.", feed.url, failed.reason)
@@ -239,7 +259,10 @@ class CapPoller:
         data = entry.message
         if data is None and entry.url is not None:
             try:
-                data = (await fetch(session, entry.url, self.limits, self.limits.max_message_bytes)).body
+                fetched = await fetch(
+                    session, entry.url, self.limits, self.limits.max_message_bytes, public_only=self.public_only
+                )
+                data = fetched.body
             except FetchFailed as failed:
                 if failed.permanent:
                     log.warning("CAP feed %s: entry %s refused: %s", feed.url, entry.key, failed.reason)

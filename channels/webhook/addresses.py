@@ -72,8 +72,7 @@ def check_address(host: str, address: str) -> None:
     if reason is not None:
         shown = host if host.strip("[]") == address else f"{host} resolves to {address}, which"
         raise RefusedAddress(
-            f"refused: {shown} is {reason}; only public addresses are allowed unless an admin allows private "
-            "targets for this endpoint"
+            f"refused: {shown} is {reason}; only public addresses are allowed unless private targets are allowed"
         )
 
 

@@ -112,9 +112,13 @@ async def server() -> AsyncIterator[CapServer]:
         await runner.cleanup()
 
 
+# The test server is on 127.0.0.1, which a poller refuses unless told the city's feeds may be on its own network.
+LOCAL_FEEDS = {"cap_feed_allow_private": True}
+
+
 @pytest.fixture
 async def windsor_hub(settings: Settings) -> AsyncIterator[Hub]:
-    async with running_hub(settings.model_copy(update={"cap_geocodes": [WINDSOR]})) as running:
+    async with running_hub(settings.model_copy(update={"cap_geocodes": [WINDSOR], **LOCAL_FEEDS})) as running:
         yield running
 
 
@@ -405,13 +409,14 @@ async def test_new_entries_beyond_the_poll_bound_wait_for_the_next_poll(windsor_
     assert server.paths == ["/feed", "/cap/a.cap", "/feed", "/cap/b.cap", "/feed"]
 
 
-async def test_cap_cp_census_division_alert_concerns_the_city_inside_it(hub: Hub, server: CapServer) -> None:
+async def test_cap_cp_census_division_alert_concerns_the_city_inside_it(settings: Settings, server: CapServer) -> None:
     # The default city is Pickering (CSD 3518001); the alert names Durham, its census division, only.
     durham = canada().replace(f"<value>{WINDSOR}</value>".encode(), b"<value>3518</value>")
     server.routes["/feed"] = Served(atom(server, ("a", "/cap/a.cap")))
     server.routes["/cap/a.cap"] = Served(durham)
 
-    assert await poller_for(hub, server).poll() == {"drafted": 1}
+    async with running_hub(settings.model_copy(update=LOCAL_FEEDS)) as hub:
+        assert await poller_for(hub, server).poll() == {"drafted": 1}
 
 
 async def test_feed_embedding_its_alerts_is_read_without_fetching_more(windsor_hub: Hub, server: CapServer) -> None:
@@ -435,7 +440,12 @@ async def test_the_cap_feed_account_is_made_once(windsor_hub: Hub) -> None:
 async def test_embedded_hub_polls_its_feeds(settings: Settings, server: CapServer) -> None:
     server.routes["/feed"] = Served(atom(server, ("a", "/cap/a.cap")))
     server.routes["/cap/a.cap"] = Served(canada())
-    configured = {"cap_geocodes": [WINDSOR], "cap_feed_urls": [server.url("/feed")], "cap_poll_interval_seconds": 10}
+    configured = {
+        "cap_geocodes": [WINDSOR],
+        "cap_feed_urls": [server.url("/feed")],
+        "cap_poll_interval_seconds": 10,
+        **LOCAL_FEEDS,
+    }
 
     async with running_hub(settings.model_copy(update=configured)) as hub:
         headers = await staff(hub)
@@ -446,6 +456,19 @@ async def test_embedded_hub_polls_its_feeds(settings: Settings, server: CapServe
 
         (draft,) = await eventually(drafted, what="the feed's alert to be drafted")
         assert draft["title"] == "severe thunderstorm watch"
+
+
+async def test_private_addresses_are_refused_unless_allowed(settings: Settings, server: CapServer) -> None:
+    # A public feed whose link leads into the city's network (here, the loopback test server) reads nothing there.
+    server.routes["/feed"] = Served(atom(server, ("a", "/cap/a.cap")))
+    async with running_hub(settings.model_copy(update={"cap_geocodes": [WINDSOR]})) as hub:
+        poller = CapPoller(hub.runtime, [server.url("/feed"), "http://localhost:9/feed"], FAST)
+        outcome = await poller.poll()
+    assert outcome == {"refused": 2}
+    assert server.paths == []  # no request reached the server
+    literal, named = poller.feeds.values()
+    assert "127.0.0.1 is a loopback address" in literal.last_detail
+    assert "localhost resolves to 127.0.0.1, which is a loopback address" in named.last_detail
 
 
 async def test_embedded_hub_without_feeds_starts_no_poller(hub: Hub) -> None:
