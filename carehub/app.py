@@ -51,6 +51,8 @@ from carehub.runtime import Runtime
 from carehub.settings import Settings, get_settings
 from carehub.sla import endpoints as sla
 from carehub.sla.timers import start_embedded as start_sla_timer
+from carehub.status import endpoints as status_links
+from carehub.status import pages as status_pages
 from carehub.subscriptions import catalogue as alert_catalogue
 from carehub.subscriptions import endpoints as subscriptions
 from carehub.tickets import endpoints as tickets
@@ -181,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(settings_page.router)
     app.add_exception_handler(SignInRequired, lambda _request, _exc: redirect_to_sign_in())
     app.include_router(csat.router)
+    app.include_router(status_pages.router)
+    app.include_router(status_links.router)
     app.include_router(reports.router)
     app.include_router(supervisor_page.router)
     app.include_router(alerts_page.router)
@@ -197,6 +201,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/api/v1/alerts/cap": cap_import.MAX_CAP_BYTES,
             **subscriptions.BODY_LIMITS,
         },
-        per_prefix=subscriptions.BODY_PREFIX_LIMITS,
+        per_prefix={**subscriptions.BODY_PREFIX_LIMITS, **status_pages.BODY_PREFIX_LIMITS},
     )
     return app

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
         ge=0,
         description="A resident's message reopens a ticket resolved this recently instead of opening a new one.",
     )
+    status_link_days: int = Field(
+        default=30, ge=1, le=365, description="How long a status link (/s/...) in an acknowledgement opens its page."
+    )
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

@@ -25,6 +25,7 @@ from carehub.outbox.staging import queue_message
 from carehub.realtime.broker import Event
 from carehub.realtime.events import AGENTS_TOPIC, agent_event
 from carehub.settings import Settings
+from carehub.status import links as status_links
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference
 from channels.base import ChannelKind
@@ -173,7 +174,10 @@ async def open_conversation(
     reference = format_reference(settings.ticket_prefix, ticket_id)
     first = await chats.append(conn, conversation.id, body=body, inbound=True, cid=cid, now=now)
     _stage_message(tx, settings, conversation.id, first, body=body, sender="resident", cid=cid, origin=origin)
-    ack_text = templates.render(ChannelKind.CHAT, "ack", language, city_name=settings.city_name, reference=reference)
+    link = await status_links.issue(conn, settings, ticket_id, now)
+    ack_text = templates.render(
+        ChannelKind.CHAT, "ack", language, city_name=settings.city_name, reference=reference, status_link=link.url
+    )
     ack = await chats.append(conn, conversation.id, body=ack_text, inbound=False, now=now, meta={"auto": "ack"})
     _stage_message(tx, settings, conversation.id, ack, body=ack_text, sender="system")
     tx.staged_events.append((AGENTS_TOPIC, agent_event("ticket.created", reference=reference, ticket_id=ticket_id)))
@@ -280,12 +284,14 @@ async def handoff(
     await tickets.update_ticket(conn, conversation.ticket_id, {"address_id": address_id, "updated_at": now})
     await chats.set_handoff(conn, conversation.id, channel)
     reference = format_reference(settings.ticket_prefix, conversation.ticket_id)
+    link = await status_links.issue(conn, settings, conversation.ticket_id, now)
     ack_body = templates.render(
         channel if channel is ChannelKind.SMS else ChannelKind.CHAT,
         "ack",
         conversation.language,
         city_name=settings.city_name,
         reference=reference,
+        status_link=link.url,
     )
     await queue_message(
         tx, ticket_id=conversation.ticket_id, channel=channel, to=address, body=ack_body, now=now, meta={"auto": "ack"}

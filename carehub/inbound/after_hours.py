@@ -15,6 +15,7 @@ from weakref import WeakKeyDictionary
 from carehub.business_hours import business_calendar
 from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
 from carehub.settings import Settings
+from carehub.status import links as status_links
 from channels.base import ChannelKind
 
 T = TypeVar("T")
@@ -111,6 +112,7 @@ def texts(
                 city_name=settings.city_name,
                 reference=reference,
                 reopens=reopens_in(settings, opening, language),
+                status_link=status_links.SLOT,
             )
             for language in templates.languages(channel, AFTER_HOURS)
         }

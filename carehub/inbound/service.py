@@ -19,6 +19,7 @@ from carehub.realtime.events import inbound_events
 from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from carehub.status import links as status_links
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference
 from channels.base import ChannelKind, InboundMessage
@@ -48,7 +49,7 @@ def subject_from(body: str) -> str | None:
 REFERENCE_SLOT = "{reference}"  # filled in once the ticket id is known (by the PostgreSQL function, or below)
 INGEST_CALL = (
     "SELECT ticket_id, message_id, new_ticket, ack_outbox_id "
-    "FROM carehub_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "FROM carehub_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
 
 
@@ -58,7 +59,9 @@ def ack_texts(templates: MessageTemplates, settings: Settings, channel: ChannelK
     opening = after_hours.reopening(settings, now)
     if opening is not None:
         return after_hours.texts(templates, settings, channel, opening, REFERENCE_SLOT)
-    return templates.render_each_language(channel, "ack", city_name=settings.city_name, reference=REFERENCE_SLOT)
+    return templates.render_each_language(
+        channel, "ack", city_name=settings.city_name, reference=REFERENCE_SLOT, status_link=status_links.SLOT
+    )
 
 
 _ACK_JSON: WeakKeyDictionary[MessageTemplates, dict[ChannelKind, str]] = WeakKeyDictionary()
@@ -117,6 +120,9 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
     settings = rt.settings
     if rt.hot_pool is None:
         raise RuntimeError("Runtime.open_hot_pool() was not called for this PostgreSQL hub")
+    # The status link's token is made here (used only if the call opens an acknowledged ticket): one generator of
+    # tokens for both stores, and the SQL needs no extension for randomness (migration 0021).
+    token = status_links.new_token()
     row = await rt.hot_pool.fetchrow(
         INGEST_CALL,
         msg.channel.value,
@@ -129,6 +135,9 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
         now - timedelta(days=settings.reopen_window_days),
         _ack_texts_json(rt.templates, settings, msg.channel, now),
         settings.ticket_prefix,
+        status_links.url_for(settings, token),
+        status_links.hash_token(token),
+        status_links.expiry(settings, now),
     )
     if row is None:
         return None
@@ -181,8 +190,11 @@ async def ingest(
         return Ingested(ticket_id, message_id, new_ticket=True, ack_outbox_id=None)
 
     acks = ack_texts(templates, settings, msg.channel, now)
-    ack = acks.get(sender.language, acks["en"]).replace(
-        REFERENCE_SLOT, format_reference(settings.ticket_prefix, ticket_id)
+    link = await status_links.issue(conn, settings, ticket_id, now)
+    ack = (
+        acks.get(sender.language, acks["en"])
+        .replace(REFERENCE_SLOT, format_reference(settings.ticket_prefix, ticket_id))
+        .replace(status_links.SLOT, link.url)
     )
     _, ack_outbox_id = await queue_message(
         tx, ticket_id=ticket_id, channel=msg.channel, to=msg.from_address, body=ack, now=now, meta={"auto": "ack"}

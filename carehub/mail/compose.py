@@ -18,6 +18,7 @@ from carehub.mail.ingest import ack_context, ack_mail, ack_template, message_id_
 from carehub.models import Agent, Contact, Message, Outbox, Ticket
 from carehub.outbox.repository import ClaimedDelivery
 from carehub.runtime import Runtime
+from carehub.status.links import link_in
 from carehub.tickets.reference import format_reference
 from channels.base import OutboundEmail, PermanentSendError
 from channels.email.loops import outgoing_auto_headers
@@ -77,9 +78,10 @@ def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     auto = (row.meta or {}).get("auto")  # "ack", "transcript" (a chat's, asked for by the resident), or None
     is_ack = auto == "ack"
     if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
-        text_body, html = ack_mail(rt, row.language, reference, row.created_at)  # after hours if it was then
+        # After hours if it was then; the status link's token is kept only in the stored text.
+        text_body, html = ack_mail(rt, row.language, reference, row.created_at, status_link=link_in(row.body))
     else:
-        context = {**ack_context(rt, reference), "contact_name": row.display_name}
+        context = {**ack_context(rt, reference, link_in(row.body)), "contact_name": row.display_name}
         extra = {} if is_ack else {"body": row.body, "agent_name": row.agent_name}
         if auto == "csat":  # the satisfaction survey: its links live only in the stored text
             extra = csat_messages.mail_context(row.body)

@@ -32,6 +32,7 @@ from carehub.outbox.staging import queue_message
 from carehub.realtime.events import inbound_events
 from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
+from carehub.status import links as status_links
 from carehub.subscriptions import service as subscriptions
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference, parse_reference
@@ -215,7 +216,8 @@ async def _process(
 STORE_RAW = "SELECT carehub_store_email($1, $2, $3, $4, $5)"
 INGEST_EMAIL_CALL = (
     "SELECT status, reason, ticket_id, message_id, new_ticket, ack_outbox_id "
-    "FROM carehub_ingest_email($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    "FROM carehub_ingest_email($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+    "$19, $20, $21)"
 )
 
 
@@ -233,6 +235,7 @@ async def _ingest_in_one_call(
     if rt.hot_pool is None:
         raise RuntimeError("Runtime.open_hot_pool() was not called for this PostgreSQL process")
     now = utcnow()
+    token = status_links.new_token()  # used only if the call acknowledges (migration 0021)
     row = await rt.hot_pool.fetchrow(
         INGEST_EMAIL_CALL,
         inbound_id,
@@ -253,6 +256,9 @@ async def _ingest_in_one_call(
         facts["header_message_id"],
         facts["subject"],
         facts["from_address"],
+        status_links.url_for(settings, token),
+        status_links.hash_token(token),
+        status_links.expiry(settings, now),
     )
     assert row is not None  # noqa: S101 - the function always returns one row
     if row["ack_outbox_id"] is not None:
@@ -414,7 +420,10 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[st
 
 
 async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
-    text_body, _html = ack_mail(rt, language, format_reference(rt.settings.ticket_prefix, ticket_id), now)
+    link = await status_links.issue(tx.conn, rt.settings, ticket_id, now)
+    text_body, _html = ack_mail(
+        rt, language, format_reference(rt.settings.ticket_prefix, ticket_id), now, status_link=link.url
+    )
     await queue_message(tx, ticket_id=ticket_id, channel=EMAIL, to=to, body=text_body, now=now, meta={"auto": "ack"})
 
 
@@ -430,7 +439,7 @@ _ACKS: WeakKeyDictionary[MessageTemplates, _Acks] = WeakKeyDictionary()
 
 
 def _render_acks(rt: Runtime, opening: datetime | None) -> _Acks:
-    context = ack_context(rt, REFERENCE_SLOT)
+    context = ack_context(rt, REFERENCE_SLOT, status_links.SLOT)
     mails = {}
     for language in rt.templates.languages(EMAIL, "ack" if opening is None else after_hours.AFTER_HOURS):
         template, extra = ack_template(rt, language, opening)
@@ -460,11 +469,22 @@ def _ack_texts_json(rt: Runtime, at: datetime) -> str:
     return _acks(rt, at).texts_json
 
 
-def ack_mail(rt: Runtime, language: str, reference: str, at: datetime | None = None) -> tuple[str, str]:
-    """The acknowledgement mail (text, HTML) for a ticket whose mail arrived at `at`, from once-rendered templates."""
+def ack_mail(
+    rt: Runtime, language: str, reference: str, at: datetime | None = None, *, status_link: str | None
+) -> tuple[str, str]:
+    """The acknowledgement mail (text, HTML) for a ticket whose mail arrived at `at`, from once-rendered templates.
+    Without a status link (an acknowledgement stored before links existed) it is rendered without one."""
+    if status_link is None:
+        opening = None if at is None else after_hours.reopening(rt.settings, at)
+        template, extra = ack_template(rt, language, opening)
+        context = {**ack_context(rt, reference, None), **extra}
+        return rt.templates.render_email(template, language, **context)
     mails = _acks(rt, at).mails
     text, html = mails.get(language, mails[DEFAULT_LANGUAGE])
-    return text.replace(REFERENCE_SLOT, reference), html.replace(REFERENCE_SLOT, reference)
+    return (
+        text.replace(REFERENCE_SLOT, reference).replace(status_links.SLOT, status_link),
+        html.replace(REFERENCE_SLOT, reference).replace(status_links.SLOT, status_link),
+    )
 
 
 def message_id_for(rt: Runtime, outbox_id: int, created_ms: int) -> str:
@@ -478,12 +498,14 @@ def is_our_message_id(rt: Runtime, message_id: str) -> bool:
     return message_id.startswith(f"<{OUR_MESSAGE_ID_PREFIX}") and message_id.endswith(f"@{domain}>")
 
 
-def ack_context(rt: Runtime, reference: str) -> dict[str, Any]:
-    """What every resident-facing email template is given about the city (sender identity, CASL)."""
+def ack_context(rt: Runtime, reference: str, status_link: str | None = None) -> dict[str, Any]:
+    """What every resident-facing email template is given about the city (sender identity, CASL), and the
+    request's status link (acknowledgements only; None leaves it out)."""
     s = rt.settings
     return {
         "city_name": s.city_name,
         "reference": reference,
+        "status_link": status_link,
         "contact_name": None,
         "sender_name": s.email_from_name,
         "city_postal_address": s.city_postal_address,

@@ -32,6 +32,7 @@ from carehub.realtime.events import inbound_events
 from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from carehub.settings import Settings
+from carehub.status import links as status_links
 from carehub.tickets import repository as tickets
 from carehub.tickets.reference import format_reference
 from channels.base import ChannelKind
@@ -263,11 +264,12 @@ async def _requester(
 
 async def _acknowledge(tx: Tx, rt: Runtime, ticket_id: int, to: contacts.Address, language: str, now: datetime) -> None:
     reference = format_reference(rt.settings.ticket_prefix, ticket_id)
+    link = await status_links.issue(tx.conn, rt.settings, ticket_id, now)
     if to.channel is ChannelKind.EMAIL:
-        body, _html = ack_mail(rt, language, reference, now)
+        body, _html = ack_mail(rt, language, reference, now, status_link=link.url)
     else:
         texts = ack_texts(rt.templates, rt.settings, to.channel, now)
-        body = texts.get(language, texts["en"]).replace(REFERENCE_SLOT, reference)
+        body = texts.get(language, texts["en"]).replace(REFERENCE_SLOT, reference).replace(status_links.SLOT, link.url)
     await queue_message(
         tx, ticket_id=ticket_id, channel=to.channel, to=to.address, body=body, now=now, meta={"auto": "ack"}
     )

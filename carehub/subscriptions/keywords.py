@@ -1,5 +1,6 @@
 """SMS keywords in front of the inquiry queue: STOP, START, HELP, JOIN <topic> and YES change subscriptions and are
-answered by text; they never become tickets. An ordinary text costs one parse and no query.
+answered by text, and STATUS [reference] answers where the sender's requests are (carehub/status/keyword.py); they
+never become tickets. An ordinary text costs one parse and no query.
 
 What the consent record keeps as `wording` (CASL: what the resident sent and saw) is
 `received '<their text>'; replied '<our reply>'`, both exactly, or `...; no reply sent by carehub (...)` when the
@@ -20,6 +21,7 @@ from carehub.db import Tx
 from carehub.models import SubscriptionStatus
 from carehub.outbox.staging import queue_notice
 from carehub.runtime import Runtime
+from carehub.status import keyword as status_keyword
 from carehub.subscriptions import repository as subs
 from carehub.subscriptions import service
 from carehub.subscriptions.service import Method
@@ -205,6 +207,22 @@ async def _help(turn: _Turn) -> None:
     await turn.reply(turn.render("keyword_help", city_phone=settings.city_phone, city_website=settings.city_website))
 
 
+async def _status(turn: _Turn) -> None:
+    """Where the sender's requests are; an opted-out number gets nothing, as it gets no acknowledgement."""
+    if turn.sender is not None and turn.sender.opted_out:
+        return
+    reply = await status_keyword.answer(
+        turn.tx.conn,
+        turn.rt.settings,
+        turn.rt.templates,
+        sender=turn.sender,
+        argument=turn.command.argument,
+        language=turn.language,
+        now=turn.now,
+    )
+    await turn.reply(reply)
+
+
 def _names(topics: list[subs.TopicRow], topic_ids: list[int], language: str) -> list[str]:
     by_id = {t.id: t for t in topics}
     return [by_id[i].name(language) for i in dict.fromkeys(topic_ids) if i in by_id]
@@ -216,4 +234,5 @@ _HANDLERS: dict[Keyword, Callable[[_Turn], Awaitable[None]]] = {
     Keyword.CONFIRM: _confirm,
     Keyword.JOIN: _join,
     Keyword.HELP: _help,
+    Keyword.STATUS: _status,
 }

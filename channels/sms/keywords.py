@@ -12,6 +12,9 @@ Case and Unicode width do not matter (NFKC then casefold), nor does whitespace a
 
 YES / OUI confirm a pending subscription (the caller treats CONFIRM as START when nothing is pending). JOIN and
 the French ABONNER / INSCRIRE take at most one word, the alert list to join, returned upper-cased.
+STATUS and the French STATUT ask where the sender's requests are; they take at most one word, a ticket reference
+("PKR-000123", "pkr123" or "123"), returned upper-cased. Any other second word ("Status please") makes the text
+an inquiry.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ class Keyword(StrEnum):
     HELP = "HELP"
     JOIN = "JOIN"
     CONFIRM = "CONFIRM"
+    STATUS = "STATUS"
 
 
 @dataclass(frozen=True)
 class Command:
-    """A recognised keyword, its argument (JOIN's list name) and the language it was sent in."""
+    """A recognised keyword, its argument (JOIN's list name, STATUS's reference) and the language it was sent in."""
 
     keyword: Keyword
     argument: str | None
@@ -60,9 +64,12 @@ _SINGLE_WORDS: dict[str, tuple[Keyword, Language]] = {
     "aide": (Keyword.HELP, "fr"),
 }
 _JOIN_WORDS: dict[str, Language] = {"join": "en", "abonner": "fr", "inscrire": "fr"}
+_STATUS_WORDS: dict[str, Language] = {"status": "en", "statut": "fr"}
 
 # A list name: letters, digits, "-" and "_" (so "DÉNEIGEMENT" or "ward-3"), nothing trailing.
 _LIST_NAME = re.compile(r"[\w-]+")
+# A ticket reference: an optional prefix of letters, an optional "-", digits.
+_REFERENCE = re.compile(r"(?:[A-Za-z]{2,6}-?)?\d{1,12}")
 
 
 def parse_keyword(body: str) -> Command | None:
@@ -82,4 +89,9 @@ def parse_keyword(body: str) -> Command | None:
             return Command(Keyword.JOIN, None, _JOIN_WORDS[first])
         if _LIST_NAME.fullmatch(words[1]):
             return Command(Keyword.JOIN, words[1].upper(), _JOIN_WORDS[first])
+    if first in _STATUS_WORDS and len(words) <= 2:
+        if len(words) == 1:
+            return Command(Keyword.STATUS, None, _STATUS_WORDS[first])
+        if _REFERENCE.fullmatch(words[1]):
+            return Command(Keyword.STATUS, words[1].upper(), _STATUS_WORDS[first])
     return None

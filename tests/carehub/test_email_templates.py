@@ -30,6 +30,7 @@ ACK_CONTEXT: dict[str, Any] = {
     "city_postal_address": IDENTITY[1],
     "city_phone": IDENTITY[2],
     "city_website": IDENTITY[3],
+    "status_link": "https://care.pickering.ca/s/Qm9uam91ciBQaWNrZXJp",
 }
 REPLY_CONTEXT: dict[str, Any] = {**ACK_CONTEXT, "body": BODY, "agent_name": "Sam Lee"}
 CONTEXTS = {"ack": ACK_CONTEXT, "reply": REPLY_CONTEXT}

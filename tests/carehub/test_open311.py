@@ -6,6 +6,7 @@ status change once."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -191,6 +192,7 @@ async def test_civicbot_posts_a_request_checked_against_our_definition_and_reads
     (ack,) = await fake_twilio.wait_for(1)
     assert ack.to == "+19055550142"
     assert reference in (ack.body or "")
+    assert re.search(r"https://hub\.test/s/[A-Za-z0-9_-]{22}", ack.body or "")  # the request's status link
 
 
 async def test_georeport_lists_requests_in_json_and_xml(city: City) -> None:

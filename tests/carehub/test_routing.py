@@ -319,7 +319,7 @@ def test_after_hours_texts_name_the_next_opening_in_each_language() -> None:
     in_hours = ack_texts(templates, WEEKDAYS, ChannelKind.SMS, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
 
     assert "open again on Monday, November 30 at 8:30 a.m.;" in weekend["en"]
-    assert "après leur réouverture, le lundi 30 novembre à 8 h 30." in weekend["fr"]
+    assert "à leur réouverture, le lundi 30 novembre à 8 h 30." in weekend["fr"]
     assert "open again on Tuesday, December 1 at 8:30 a.m.;" in evening["en"]  # a new opening: rendered anew
     assert "le mardi 1er décembre à 8 h 30" in evening["fr"]
     assert "Tuesday, December 1" in long_weekend["en"]
@@ -352,4 +352,5 @@ GOLDEN_CONTEXT = {
     "city_postal_address": "One The Esplanade, Pickering, ON L1V 6K7",
     "city_phone": "905.683.7575",
     "city_website": "https://www.pickering.ca",
+    "status_link": "https://care.pickering.ca/s/Qm9uam91ciBQaWNrZXJp",
 }
