@@ -60,14 +60,29 @@ async def tick(rt: Runtime, now: datetime | None = None) -> FeedResult:
     now = now or utcnow()
     overlap = timedelta(seconds=rt.settings.event_feed_overlap_seconds)
     async with rt.transaction() as tx:
+        newest_message = await webhooks.last_message_id(tx.conn)  # read before the endpoints: see _idle
         subscribers = [
             Subscriber(r.id, r.url, frozenset(r.events), r.created_at) for r in await webhooks.active_endpoints(tx.conn)
         ]
+    if not subscribers:
+        await _idle(rt, now, newest_message)
+        return FeedResult(tickets=0, messages=0, alerts=0)
     return FeedResult(
         tickets=await _tickets(rt, subscribers, now, overlap),
         messages=await _messages(rt, subscribers, now, overlap),
         alerts=await _alerts(rt, subscribers, now, overlap),
     )
+
+
+async def _idle(rt: Runtime, now: datetime, newest_message: int) -> None:
+    """Nobody is subscribed (webhooks unused, the default): read nothing, only keep the cursors at the present, so
+    the hub pays nothing for the feed and a first endpoint does not start a scan of the whole history. Tickets and
+    alerts are re-read an overlap behind their cursor anyway; messages restart after the newest one that existed
+    before the endpoints were read, so one committed after an endpoint was registered is never skipped."""
+    async with rt.transaction() as tx:
+        await webhooks.save_cursor(tx.conn, TICKETS, Cursor(now, 0))
+        await webhooks.save_cursor(tx.conn, MESSAGES, Cursor(now, newest_message))
+        await webhooks.save_cursor(tx.conn, ALERTS, Cursor(now, 0))
 
 
 async def _tickets(rt: Runtime, subscribers: Sequence[Subscriber], now: datetime, overlap: timedelta) -> int:
@@ -94,17 +109,14 @@ async def _messages(rt: Runtime, subscribers: Sequence[Subscriber], now: datetim
     prefix = rt.settings.ticket_prefix
     settled = now - overlap  # a message older than this has committed (or never will): the low-water mark may pass
     async with rt.transaction() as tx:
-        found = await webhooks.cursor(tx.conn, MESSAGES)
-        if found is None:  # first run: with nobody subscribed yet, the past is nobody's event
-            found = Cursor(now, 0 if subscribers else await webhooks.last_message_id(tx.conn))
+        found = await webhooks.cursor(tx.conn, MESSAGES) or Cursor(now, 0)
     low_water = after = found.last_id
     advancing = True
     staged = 0
     while True:
         async with rt.transaction() as tx:
             rows = await webhooks.messages_after(tx.conn, after, PAGE)
-            if subscribers:
-                staged += await _stage(tx, subscribers, [message_event(row, prefix) for row in rows], now)
+            staged += await _stage(tx, subscribers, [message_event(row, prefix) for row in rows], now)
             for row in rows:
                 advancing = advancing and row.created_at < settled
                 if advancing:
