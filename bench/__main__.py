@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import chat, email_ingest, email_outbound, inbound_sms, queue
+from bench import chat, email_ingest, email_outbound, help_search, inbound_sms, queue
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "inbound_sms": inbound_sms.main,
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "email_outbound": email_outbound.main,
     "chat": chat.main,
     "queue": queue.main,
+    "help_search": help_search.main,
 }
 
 

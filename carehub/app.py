@@ -31,6 +31,8 @@ from carehub.console import supervisor as supervisor_page
 from carehub.console.views import SignInRequired, redirect_to_sign_in
 from carehub.contacts import endpoints as contacts
 from carehub.csat import endpoints as csat
+from carehub.help import endpoints as help_api
+from carehub.help import pages as help_pages
 from carehub.inbound import endpoints as inbound
 from carehub.limits import BodySizeLimit
 from carehub.mail import endpoints as mail
@@ -193,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.agent)
     app.include_router(subscriptions.router)
     app.include_router(alert_catalogue.router)
+    app.include_router(help_api.router)
+    app.include_router(help_pages.router)
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,

@@ -63,9 +63,10 @@ class FirstRun:
 
 
 async def _first_run(settings: Settings) -> FirstRun | None:
-    """In dev, make sure there is an admin to try the API and the console with, and example Open311 services;
-    None if there are agents already."""
+    """In dev, make sure there is an admin to try the API and the console with, example Open311 services and
+    example help articles; None if there are agents already."""
     from carehub.agents import passwords
+    from carehub.help import service as help_articles
     from carehub.open311 import examples, keys
 
     password = secrets.token_urlsafe(12)
@@ -84,7 +85,9 @@ async def _first_run(settings: Settings) -> FirstRun | None:
             )
             await examples.add_examples(tx.conn, now)
             _, open311_key = await keys.issue(tx.conn, "dev", agent_id, now)
-            return FirstRun(await agents.issue_token(tx.conn, agent_id, "dev", now), password, open311_key)
+            first = FirstRun(await agents.issue_token(tx.conn, agent_id, "dev", now), password, open311_key)
+        await help_articles.seed(engine, help_articles.load_drafts(help_articles.EXAMPLES), utcnow())
+        return first
     finally:
         await engine.dispose()
 
@@ -110,6 +113,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
             f"Open311 GeoReport v2: http://{args.host}:{args.port}/open311/v2/services.json (example services); "
             f"api_key to post requests (shown once): {first.open311_key}"
         )
+    _print(f"Help centre: http://{args.host}:{args.port}/help  (example articles; staff API /api/v1/help/articles)")
     _print(
         f"Web chat: the widget on a demo page at http://{args.host}:{args.port}/chat/demo; agents see it live on "
         "GET /api/v1/events (chat is offered in CAREHUB_CHAT_HOURS while an agent holds that stream open)"

@@ -745,6 +745,68 @@ class StatusLink(SQLModel, table=True):
     last_used_at: datetime | None = _ts(nullable=True)
 
 
+class HelpArticleStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class HelpArticle(SQLModel, table=True):
+    """A short answer for residents, in one language; translations share a `key` (the public slug). Searched by
+    full text (PostgreSQL: a generated search_document column, GIN-indexed; SQLite: FTS5 kept by triggers) and by
+    its `embedding`."""
+
+    __tablename__ = "help_articles"
+    __table_args__ = (UniqueConstraint("key", "language"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = _str(80, index=True)
+    language: str = _str(8)
+    title: str = _str(200)
+    summary: str = _str(500, default="")
+    body_markdown: str = Field(default="", sa_type=Text)
+    body_html: str = Field(default="", sa_type=Text)  # rendered and sanitised when saved
+    body_text: str = Field(default="", sa_type=Text)  # plain words of the body, for search
+    topic: str = _str(64, index=True)
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    related_services: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = _str(16, default=HelpArticleStatus.DRAFT, index=True)
+    review_due_at: datetime | None = _ts(nullable=True)
+    reviewed_at: datetime | None = _ts(nullable=True)
+    embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # float32 x 384
+    embedding_model: str | None = _str(100, default=None)
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    updated_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    published_at: datetime | None = _ts(nullable=True)
+
+
+class HelpSearch(SQLModel, table=True):
+    """One search by a resident (help page, chat widget) or an agent (console): what the city learns from. The
+    query text is personal data (people type addresses into search boxes): purged after help_search_log_days."""
+
+    __tablename__ = "help_searches"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    language: str = _str(8)
+    query: str = _str(200)  # normalised: lower case, spaces collapsed
+    result_count: int = 0
+    top_score: float = 0.0
+    good: bool = False  # the best result passed the confidence threshold
+    source: str = _str(16)  # page, widget, console
+
+
+class HelpFeedback(SQLModel, table=True):
+    """A resident's answer to "Did this answer your question?" on an article: yes or no, when, from where."""
+
+    __tablename__ = "help_feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="help_articles.id", index=True)
+    helpful: bool
+    at: datetime = _ts(index=True)
+    source: str = _str(16, default="page")
+
+
 class EventFeedCursor(SQLModel, table=True):
     """How far the event feed has read each source (tickets, messages, alerts): it re-reads a window behind this,
     so rows committed late are not missed, and event ids make the re-read harmless."""

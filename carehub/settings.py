@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     status_link_days: int = Field(
         default=30, ge=1, le=365, description="How long a status link (/s/...) in an acknowledgement opens its page."
     )
+    help_search_log_days: int = Field(
+        default=90, ge=1, le=730, description="Help centre search queries (personal data) are kept this many days."
+    )
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

@@ -23,6 +23,7 @@ from carehub.canned.endpoints import fill_in, list_canned
 from carehub.clock import utcnow
 from carehub.console.views import agent_names, form_agent, page_agent, render
 from carehub.contacts import history as contact_history
+from carehub.help import service as help_articles
 from carehub.models import Priority, Role, TicketDetail, TicketStatus, TicketUpdate
 from carehub.problems import Problem
 from carehub.runtime import Runtime
@@ -93,13 +94,22 @@ async def _conversation_context(rt: Runtime, agent: CurrentAgent, ref: str) -> t
 
 
 async def _ticket_context(
-    rt: Runtime, agent: CurrentAgent, ref: str, *, canned_id: int | None = None
+    rt: Runtime, agent: CurrentAgent, ref: str, *, canned_id: int | None = None, article: str | None = None
 ) -> dict[str, Any]:
     context, detail = await _conversation_context(rt, agent, ref)
     async with rt.transaction() as tx:
         resident = await contact_history.history(tx.conn, rt.settings, detail.contact_id, agent, context["now"])
         assignable = [a for a in await agents.active_agents(tx.conn) if Role(a.role) is not Role.COMMUNICATIONS]
+        articles = await help_articles.reply_choices(tx.conn, detail.contact_id)
+        # A help article goes in as its title and public link, in the resident's language.
+        linked = (
+            None
+            if article is None
+            else await help_articles.for_reply(tx.conn, rt.settings.public_url, article[:80], detail.contact_id)
+        )
     draft = "" if canned_id is None else (await fill_in(ref, canned_id, rt, agent)).body
+    if linked:
+        draft = linked
     others = {a.channel.value for a in resident.addresses} - {detail.channel.value}
     return {
         **context,
@@ -108,6 +118,7 @@ async def _ticket_context(
         "title": f"{detail.reference}: {detail.subject or 'no subject'}",
         "resident": resident,
         "canned": await list_canned(rt, agent),
+        "help_articles": articles,
         "draft": draft,
         "reply_channels": [detail.channel.value, *sorted(others)],
         "reply_channel": detail.channel.value,
@@ -122,10 +133,15 @@ async def _ticket_context(
 
 @router.get("/{ref}")
 async def ticket_page(
-    request: Request, ref: str, rt: RuntimeDep, canned: int | None = None, done: str | None = None
+    request: Request,
+    ref: str,
+    rt: RuntimeDep,
+    canned: int | None = None,
+    done: str | None = None,
+    article: str | None = None,
 ) -> Response:
     agent = await page_agent(request, rt, ticket_work=True)
-    context = await _ticket_context(rt, agent, ref, canned_id=canned)
+    context = await _ticket_context(rt, agent, ref, canned_id=canned, article=article)
     return render(rt, "ticket.html.j2", done=DONE.get(done or ""), **context)
 
 

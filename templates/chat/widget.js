@@ -72,7 +72,8 @@
   // ---- the interface -------------------------------------------------------------------------------------------
   let root, launch, badge, panel, scroller, notice, noticeText, hoForm, hoAddr, hoLabel, hoErr, hoSubmit, hoDone,
     intro, log, endedBox, endedText, newB, statusEl, form, first, contactField, nameI, contactI, msgI, msgErr,
-    foot, endB, endBox, txI, txErr;
+    foot, endB, endBox, txI, txErr, sugBox;
+  let sugT, sugAsked = 0;
 
   const field = (id, label, input, hint) => h("div", { class: "ch-field" },
     h("label", { for: id, text: label }), hint, input);
@@ -115,6 +116,8 @@
         msgI = h("textarea", { id: "ch-msg", rows: "2", "aria-describedby": "ch-msg-hint ch-msg-err" }),
         h("p", { id: "ch-msg-hint", class: "ch-hint", text: t("message.hint") })),
       msgErr = h("p", { id: "ch-msg-err", class: "ch-err" }),
+      // Help centre answers to the first message as it is typed; sending still reaches a person.
+      sugBox = h("div", { class: "ch-sug", "aria-live": "polite" }),
       h("div", { class: "ch-row" }, h("button", { type: "submit", class: "ch-btn ch-primary", text: t("send") })));
 
     foot = h("div", { class: "ch-foot" },
@@ -169,6 +172,7 @@
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitMessage(); }
     });
     msgI.addEventListener("input", onTyping);
+    msgI.addEventListener("input", suggestSoon);
     hoForm.addEventListener("submit", (e) => { e.preventDefault(); submitHandoff(); });
     hoForm.addEventListener("change", () => { hoLabels(); clearErr(hoErr, hoAddr); });
     endB.addEventListener("click", () => askEnd(true));
@@ -366,8 +370,36 @@
     scrollDown();
     msgI.value = "";
     typingOff();
+    showSuggestions([]);
     render();
     if (ready) send(f); else connect();
+  }
+
+  // While the first message is typed (3 words or more, 300 ms after the last key): up to three help articles.
+  function suggestSoon() {
+    clearTimeout(sugT);
+    if (token || pending.length) return;
+    const q = msgI.value.trim();
+    if (q.split(/\s+/).length < 3) { showSuggestions([]); return; }
+    sugT = setTimeout(() => {
+      const asked = ++sugAsked;
+      fetch(HUB + "/help/suggest?" + new URLSearchParams({ q: q.slice(0, 200), lang }), { credentials: "omit" })
+        .then((r) => (r.ok ? r.json() : { suggestions: [] }))
+        .then((d) => { if (asked === sugAsked && !token && !pending.length) showSuggestions(d.suggestions || []); })
+        .catch(() => { /* suggestions are a nicety: the chat works without them */ });
+    }, 300);
+  }
+  function showSuggestions(list) {
+    const keys = list.map((s) => s.url).join(" ");
+    if (sugBox.dataset.keys === keys) return;  // the live region announces only a real change
+    sugBox.dataset.keys = keys;
+    if (!list.length) { sugBox.replaceChildren(); return; }
+    sugBox.replaceChildren(
+      h("p", { class: "ch-strong", text: t("suggest.title") }),
+      h("ul", {}, ...list.slice(0, 3).map((s) => h("li", {},
+        h("a", { href: s.url, target: "_blank", rel: "noopener", text: s.title }),
+        h("span", { class: "ch-hint", text: " " + t("suggest.new_tab") })))),
+      h("p", { class: "ch-hint", text: t("suggest.still") }));
   }
 
   function onTyping() {
