@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     help_search_log_days: int = Field(
         default=90, ge=1, le=730, description="Help centre search queries (personal data) are kept this many days."
     )
+    help_ack_topics: list[str] = Field(
+        default_factory=list,
+        description="Help article topics that may be suggested in the acknowledgement of a text or email that "
+        "matches one confidently (carehub/help/suggestion.py); empty: never.",
+    )
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

@@ -12,6 +12,7 @@ from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.csat import replies as csat_replies
 from carehub.db import Tx
+from carehub.help import suggestion
 from carehub.inbound import after_hours
 from carehub.messaging.templates import MessageTemplates
 from carehub.outbox.staging import queue_message
@@ -87,14 +88,17 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
     as the statements in ingest() below. The acknowledgement is enqueued only after the commit.
     """
     now = utcnow()
+    suggested = await suggestion.find(rt, msg.body)  # None unless CAREHUB_HELP_ACK_TOPICS is set
     if rt.engine.dialect.name == "postgresql":
-        ingested = await _ingest_in_one_call(rt, msg, now)
+        ingested = await _ingest_in_one_call(rt, msg, now, suggested)
         if ingested is not None and ingested.ack_outbox_id is not None:
             rt.enqueue_soon([ingested.ack_outbox_id])
     else:
         try:
             async with rt.transaction() as tx:
-                ingested = await ingest(tx, msg, settings=rt.settings, templates=rt.templates, now=now)
+                ingested = await ingest(
+                    tx, msg, settings=rt.settings, templates=rt.templates, now=now, suggested=suggested
+                )
         except DuplicateMessage:
             return None
     if ingested is not None and not ingested.new_ticket:  # a survey answered by reply ("5"): carehub/csat/replies.py
@@ -116,7 +120,9 @@ async def receive(rt: Runtime, msg: InboundMessage) -> Ingested | None:
     return ingested
 
 
-async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -> Ingested | None:
+async def _ingest_in_one_call(
+    rt: Runtime, msg: InboundMessage, now: datetime, suggested: dict[str, suggestion.Suggested] | None
+) -> Ingested | None:
     settings = rt.settings
     if rt.hot_pool is None:
         raise RuntimeError("Runtime.open_hot_pool() was not called for this PostgreSQL hub")
@@ -133,7 +139,9 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
         subject_from(msg.body),
         now,
         now - timedelta(days=settings.reopen_window_days),
-        _ack_texts_json(rt.templates, settings, msg.channel, now),
+        _ack_texts_json(rt.templates, settings, msg.channel, now)
+        if suggested is None
+        else json.dumps(suggestion.with_lines(ack_texts(rt.templates, settings, msg.channel, now), suggested)),
         settings.ticket_prefix,
         status_links.url_for(settings, token),
         status_links.hash_token(token),
@@ -150,7 +158,13 @@ async def _ingest_in_one_call(rt: Runtime, msg: InboundMessage, now: datetime) -
 
 
 async def ingest(
-    tx: Tx, msg: InboundMessage, *, settings: Settings, templates: MessageTemplates, now: datetime
+    tx: Tx,
+    msg: InboundMessage,
+    *,
+    settings: Settings,
+    templates: MessageTemplates,
+    now: datetime,
+    suggested: dict[str, suggestion.Suggested] | None = None,
 ) -> Ingested:
     """SQLite's ingest, statement by statement; PostgreSQL runs the same rules in carehub_ingest() (0002).
 
@@ -189,7 +203,7 @@ async def ingest(
     if sender.opted_out:
         return Ingested(ticket_id, message_id, new_ticket=True, ack_outbox_id=None)
 
-    acks = ack_texts(templates, settings, msg.channel, now)
+    acks = suggestion.with_lines(ack_texts(templates, settings, msg.channel, now), suggested)
     link = await status_links.issue(conn, settings, ticket_id, now)
     ack = (
         acks.get(sender.language, acks["en"])

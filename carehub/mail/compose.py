@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carehub.clock import utcnow
 from carehub.csat import messages as csat_messages
 from carehub.db import AnyRow
+from carehub.help import suggestion
 from carehub.inbound import after_hours
 from carehub.mail import repository as mail
 from carehub.mail.ingest import ack_context, ack_mail, ack_template, message_id_for
@@ -79,9 +80,20 @@ def _compose(rt: Runtime, row: AnyRow, thread: mail.Thread) -> OutboundEmail:
     is_ack = auto == "ack"
     if is_ack and row.display_name is None:  # the common case, from templates rendered once per process
         # After hours if it was then; the status link's token is kept only in the stored text.
-        text_body, html = ack_mail(rt, row.language, reference, row.created_at, status_link=link_in(row.body))
+        text_body, html = ack_mail(
+            rt,
+            row.language,
+            reference,
+            row.created_at,
+            status_link=link_in(row.body),
+            suggested=suggestion.in_text(row.body),
+        )
     else:
-        context = {**ack_context(rt, reference, link_in(row.body)), "contact_name": row.display_name}
+        context = {
+            **ack_context(rt, reference, link_in(row.body)),
+            "contact_name": row.display_name,
+            "suggestion": suggestion.in_text(row.body) if is_ack else None,
+        }
         extra = {} if is_ack else {"body": row.body, "agent_name": row.agent_name}
         if auto == "csat":  # the satisfaction survey: its links live only in the stored text
             extra = csat_messages.mail_context(row.body)

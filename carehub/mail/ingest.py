@@ -22,6 +22,7 @@ from carehub.clock import utcnow
 from carehub.contacts import repository as contacts
 from carehub.csat import replies as csat_replies
 from carehub.db import Tx
+from carehub.help import suggestion
 from carehub.inbound import after_hours
 from carehub.inbound.service import REFERENCE_SLOT
 from carehub.mail import repository as mail
@@ -177,11 +178,17 @@ async def _process(
     if attachments:
         # Written after the answer: the raw message already holds them durably (carehub/blobs.py).
         rt.in_background(_store_attachments(rt, [a.content for a, _ in attachments]))
+    # An answer suggested in the acknowledgement (None unless CAREHUB_HELP_ACK_TOPICS), never to an automatic mail.
+    suggested = None if quiet is not None else await suggestion.find(rt, _body(parsed))
     if rt.engine.dialect.name == "postgresql":
-        outcome = await _ingest_in_one_call(rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts)
+        outcome = await _ingest_in_one_call(
+            rt, inbound_id, parsed, quiet=quiet, attachments=attachments, facts=facts, suggested=suggested
+        )
     else:
         async with rt.transaction() as tx:
-            outcome = await _ingest(rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments)
+            outcome = await _ingest(
+                rt, tx, inbound_id, parsed, quiet=quiet, attachments=attachments, suggested=suggested
+            )
             await mail.settle(
                 tx.conn,
                 inbound_id,
@@ -229,6 +236,7 @@ async def _ingest_in_one_call(
     quiet: str | None,
     attachments: list[tuple[Attachment, str]],
     facts: dict[str, Any],
+    suggested: dict[str, suggestion.Suggested] | None,
 ) -> EmailOutcome:
     """PostgreSQL: _ingest()'s rules in one round trip (carehub_ingest_email(), migration 0004)."""
     settings = rt.settings
@@ -248,7 +256,7 @@ async def _ingest_in_one_call(
         _ticket_subject(parsed),
         json.dumps([_attachment_row(a, key) for a, key in attachments]),
         quiet is not None,
-        _ack_texts_json(rt, now),
+        _ack_texts_json(rt, now, suggested),
         settings.ticket_prefix,
         now,
         now - timedelta(days=settings.reopen_window_days),
@@ -308,6 +316,7 @@ async def _ingest(
     *,
     quiet: str | None,
     attachments: list[tuple[Attachment, str]],
+    suggested: dict[str, suggestion.Suggested] | None = None,
 ) -> EmailOutcome:
     """SQLite's ingest, statement by statement; PostgreSQL runs the same rules in carehub_ingest_email() (0004).
     The hub holds one SQLite connection, so transactions run one at a time: no two messages from one sender race."""
@@ -375,7 +384,8 @@ async def _ingest(
         )
     )
     if acknowledged:
-        await _stage_ack(rt, tx, ticket_id, sender.language, sender_address, now)
+        answer = None if suggested is None else suggested.get(sender.language, suggested["en"])
+        await _stage_ack(rt, tx, ticket_id, sender.language, sender_address, now, answer)
     return EmailOutcome(
         inbound_id,
         InboundEmailStatus.PROCESSED,
@@ -419,11 +429,18 @@ def _meta(inbound_id: int, parsed: ParsedEmail, *, quiet: str | None) -> dict[st
     return meta
 
 
-async def _stage_ack(rt: Runtime, tx: Tx, ticket_id: int, language: str, to: str, now: datetime) -> None:
+async def _stage_ack(
+    rt: Runtime,
+    tx: Tx,
+    ticket_id: int,
+    language: str,
+    to: str,
+    now: datetime,
+    suggested: suggestion.Suggested | None,
+) -> None:
     link = await status_links.issue(tx.conn, rt.settings, ticket_id, now)
-    text_body, _html = ack_mail(
-        rt, language, format_reference(rt.settings.ticket_prefix, ticket_id), now, status_link=link.url
-    )
+    reference = format_reference(rt.settings.ticket_prefix, ticket_id)
+    text_body, _html = ack_mail(rt, language, reference, now, status_link=link.url, suggested=suggested)
     await queue_message(tx, ticket_id=ticket_id, channel=EMAIL, to=to, body=text_body, now=now, meta={"auto": "ack"})
 
 
@@ -438,12 +455,15 @@ class _Acks:
 _ACKS: WeakKeyDictionary[MessageTemplates, _Acks] = WeakKeyDictionary()
 
 
-def _render_acks(rt: Runtime, opening: datetime | None) -> _Acks:
+def _render_acks(
+    rt: Runtime, opening: datetime | None, suggested: dict[str, suggestion.Suggested] | None = None
+) -> _Acks:
     context = ack_context(rt, REFERENCE_SLOT, status_links.SLOT)
     mails = {}
     for language in rt.templates.languages(EMAIL, "ack" if opening is None else after_hours.AFTER_HOURS):
         template, extra = ack_template(rt, language, opening)
-        mails[language] = rt.templates.render_email(template, language, **context, **extra)
+        answer = None if suggested is None else suggested.get(language, suggested["en"])
+        mails[language] = rt.templates.render_email(template, language, **context, **extra, suggestion=answer)
     return _Acks(mails, json.dumps({language: text for language, (text, _) in mails.items()}))
 
 
@@ -465,20 +485,29 @@ def ack_template(rt: Runtime, language: str, opening: datetime | None) -> tuple[
     return after_hours.AFTER_HOURS, {"reopens": after_hours.reopens_in(rt.settings, opening, language)}
 
 
-def _ack_texts_json(rt: Runtime, at: datetime) -> str:
-    return _acks(rt, at).texts_json
+def _ack_texts_json(rt: Runtime, at: datetime, suggested: dict[str, suggestion.Suggested] | None) -> str:
+    if suggested is None:
+        return _acks(rt, at).texts_json
+    return _render_acks(rt, after_hours.reopening(rt.settings, at), suggested).texts_json  # one mail's own
 
 
 def ack_mail(
-    rt: Runtime, language: str, reference: str, at: datetime | None = None, *, status_link: str | None
+    rt: Runtime,
+    language: str,
+    reference: str,
+    at: datetime | None = None,
+    *,
+    status_link: str | None,
+    suggested: suggestion.Suggested | None = None,
 ) -> tuple[str, str]:
     """The acknowledgement mail (text, HTML) for a ticket whose mail arrived at `at`, from once-rendered templates.
-    Without a status link (an acknowledgement stored before links existed) it is rendered without one."""
-    if status_link is None:
+    Without a status link (an acknowledgement stored before links existed) it is rendered without one; with a
+    suggested answer (carehub/help/suggestion.py), it is rendered for this mail alone."""
+    if status_link is None or suggested is not None:
         opening = None if at is None else after_hours.reopening(rt.settings, at)
         template, extra = ack_template(rt, language, opening)
-        context = {**ack_context(rt, reference, None), **extra}
-        return rt.templates.render_email(template, language, **context)
+        context = {**ack_context(rt, reference, status_link), **extra}
+        return rt.templates.render_email(template, language, **context, suggestion=suggested)
     mails = _acks(rt, at).mails
     text, html = mails.get(language, mails[DEFAULT_LANGUAGE])
     return (
