@@ -24,7 +24,7 @@ from carehub.chat import endpoints as chat
 from carehub.chat.hub import ChatHub
 from carehub.chat.socket import PATH as CHAT_SOCKET_PATH
 from carehub.chat.writer import ChatWriter
-from carehub.console import alert_page, alerts_page, queue_page, settings_page, ticket_page
+from carehub.console import alert_page, alerts_page, help_page, queue_page, settings_page, ticket_page
 from carehub.console import assets as console_assets
 from carehub.console import endpoints as console
 from carehub.console import supervisor as supervisor_page
@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(supervisor_page.router)
     app.include_router(alerts_page.router)
     app.include_router(alert_page.router)
+    app.include_router(help_page.router)
     app.include_router(chat.resident)
     app.include_router(chat.agent)
     app.include_router(subscriptions.router)

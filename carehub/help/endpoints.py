@@ -25,6 +25,7 @@ Reader = Annotated[CurrentAgent, Depends(require_role(*Role))]
 ARTICLES = repository.ARTICLES
 KEY = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 Language = Annotated[str, StringConstraints(pattern="^(en|fr)$")]
+Topic = Annotated[str, StringConstraints(min_length=2, max_length=64, pattern="^[a-z0-9-]+$")]
 
 
 class ArticleCreate(SQLModel):
@@ -33,7 +34,7 @@ class ArticleCreate(SQLModel):
     title: str = Field(min_length=3, max_length=200)
     summary: str = Field(default="", max_length=500)
     body_markdown: str = Field(min_length=1, max_length=20_000)
-    topic: str = Field(min_length=2, max_length=64, regex="^[a-z0-9-]+$")
+    topic: Topic
     keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
         default_factory=list, max_length=30
     )
@@ -47,7 +48,7 @@ class ArticleUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=3, max_length=200)
     summary: str | None = Field(default=None, max_length=500)
     body_markdown: str | None = Field(default=None, min_length=1, max_length=20_000)
-    topic: str | None = Field(default=None, min_length=2, max_length=64, regex="^[a-z0-9-]+$")
+    topic: Topic | None = None
     keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] | None = Field(
         default=None, max_length=30
     )

@@ -79,6 +79,14 @@ async def test_agents_read_and_search_but_cannot_write(hub: Hub) -> None:
     assert duplicate.status_code == 409
     bad_key = await hub.client.post("/api/v1/help/articles", json={**ARTICLE, "key": "Not A Slug"}, headers=writer)
     assert bad_key.status_code == 422
+    bad_topic = await hub.client.post(
+        "/api/v1/help/articles", json={**ARTICLE, "topic": "Waste Things"}, headers=writer
+    )
+    assert bad_topic.status_code == 422
+    bad_change = await hub.client.patch(
+        f"/api/v1/help/articles/{article['id']}", json={"topic": "Waste Things"}, headers=writer
+    )
+    assert bad_change.status_code == 422
 
 
 async def test_an_edit_re_renders_and_archiving_takes_an_article_off_the_pages(hub: Hub) -> None:
