@@ -100,44 +100,7 @@ TOPICS: dict[str, dict[str, str]] = {
     "parks": {"en": "Parks", "fr": "Parcs"},
 }
 
-MONTHS = {
-    "fr": [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ],
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-}
-
 
 def topic_name(topic: str, lang: str) -> str:
     names = TOPICS.get(topic)
     return names[lang] if names else topic.replace("-", " ").capitalize()
-
-
-def long_date(year: int, month: int, day: int, lang: str) -> str:
-    if lang == "fr":
-        return f"{day} {MONTHS['fr'][month - 1]} {year}"
-    return f"{MONTHS['en'][month - 1]} {day}, {year}"

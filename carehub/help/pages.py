@@ -16,7 +16,8 @@ from carehub.chat.limits import RateLimiter
 from carehub.clock import utcnow
 from carehub.help import repository, search, service
 from carehub.help.endpoints import public_url
-from carehub.help.page_text import LANGUAGES, TEXT, long_date, topic_name
+from carehub.help.page_text import LANGUAGES, TEXT, topic_name
+from carehub.messaging.dates import long_date
 from carehub.runtime import Runtime
 from carehub.same_site import cross_site
 from carehub.static_assets import asset_response, cached_asset

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from carehub.business_hours import business_calendar
+from carehub.messaging.dates import MONTHS, WEEKDAYS
 from carehub.messaging.templates import DEFAULT_LANGUAGE, MessageTemplates
 from carehub.settings import Settings
 from carehub.status import links as status_links
@@ -20,41 +21,6 @@ from channels.base import ChannelKind
 
 T = TypeVar("T")
 AFTER_HOURS = "ack_after_hours"
-
-_WEEKDAYS = {
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-}
-_MONTHS = {
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-}
 
 
 def reopening(settings: Settings, at: datetime) -> datetime | None:
@@ -74,15 +40,15 @@ def describe_opening(settings: Settings, opening: datetime, language: str) -> st
     if language == "fr":
         day = "1er" if local.day == 1 else str(local.day)
         clock = f"{hour} h {minute:02d}" if minute else f"{hour} h"
-        return f"le {_WEEKDAYS['fr'][local.weekday()]} {day} {_MONTHS['fr'][local.month - 1]} à {clock}"
+        return f"le {WEEKDAYS['fr'][local.weekday()]} {day} {MONTHS['fr'][local.month - 1]} à {clock}"
     twelve, suffix = hour % 12 or 12, "a.m." if hour < 12 else "p.m."
     clock = f"{twelve}:{minute:02d} {suffix}" if minute else f"{twelve} {suffix}"
-    return f"{_WEEKDAYS['en'][local.weekday()]}, {_MONTHS['en'][local.month - 1]} {local.day} at {clock}"
+    return f"{WEEKDAYS['en'][local.weekday()]}, {MONTHS['en'][local.month - 1]} {local.day} at {clock}"
 
 
 def reopens_in(settings: Settings, opening: datetime, language: str) -> str:
     """describe_opening() in `language`, or English for a language without one."""
-    return describe_opening(settings, opening, language if language in _WEEKDAYS else DEFAULT_LANGUAGE)
+    return describe_opening(settings, opening, language if language in WEEKDAYS else DEFAULT_LANGUAGE)
 
 
 _CACHE: WeakKeyDictionary[MessageTemplates, dict[tuple[str, ...], tuple[datetime, Any]]] = WeakKeyDictionary()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from carehub.messaging.dates import MONTHS
 from carehub.models import TicketStatus
 
 LANGUAGES = ("en", "fr")
@@ -29,37 +30,6 @@ _WORDS: dict[str, dict[str, str]] = {
         TicketStatus.RESOLVED: "Nous avons terminé le travail sur cette demande.",
         TicketStatus.CLOSED: "Cette demande est fermée.",
     },
-}
-
-_MONTHS = {
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-    "fr": [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ],
 }
 
 
@@ -84,6 +54,6 @@ def when(at: datetime, zone: str, lang: str) -> str:
     """'December 7, 2026, 9:05 a.m.' / '7 décembre 2026, 9 h 05', in the city's time zone."""
     local = at.astimezone(ZoneInfo(zone))
     if lang == "fr":
-        return f"{local.day} {_MONTHS['fr'][local.month - 1]} {local.year}, {local.hour} h {local.minute:02d}"
+        return f"{local.day} {MONTHS['fr'][local.month - 1]} {local.year}, {local.hour} h {local.minute:02d}"
     twelve, suffix = local.hour % 12 or 12, "a.m." if local.hour < 12 else "p.m."
-    return f"{_MONTHS['en'][local.month - 1]} {local.day}, {local.year}, {twelve}:{local.minute:02d} {suffix}"
+    return f"{MONTHS['en'][local.month - 1]} {local.day}, {local.year}, {twelve}:{local.minute:02d} {suffix}"
