@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from carehub import resident_pages
 from carehub.agents.auth import RuntimeDep
-from carehub.chat.limits import RateLimiter
 from carehub.clock import utcnow
 from carehub.csat import service
 from carehub.csat.page_text import TEXT, BilingualNotice, notice_texts
+from carehub.resident_pages import PRIVATE_LINK_HEADERS
 from carehub.runtime import Runtime
 from carehub.same_site import cross_site
 from carehub.static_assets import asset_response, cached_asset
@@ -23,29 +24,11 @@ router = APIRouter(prefix="/csat", include_in_schema=False)
 
 REQUESTS_PER_MINUTE = 30
 BURST = 10
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    # The key is in the URL: never hand it to another site in a Referer. (Not no-referrer: with it, browsers send
-    # "Origin: null" on the page's own form, which would look cross-site.)
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex",
-}
-
-
-def _limiter(request: Request) -> RateLimiter:
-    """One limiter per app (per replica), made on first use."""
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, "csat_limiter", None)
-    if limiter is None:
-        limiter = state.csat_limiter = RateLimiter(REQUESTS_PER_MINUTE, burst=BURST)
-    return limiter
 
 
 def _page(rt: Runtime, template: str, status_code: int, **context: Any) -> HTMLResponse:
     html = rt.templates.env.get_template(f"csat/{template}").render(city_name=rt.settings.city_name, **context)
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=PRIVATE_LINK_HEADERS)
 
 
 def _notice(rt: Runtime, status_code: int, notice: BilingualNotice, lang: str | None = None) -> HTMLResponse:
@@ -55,8 +38,7 @@ def _notice(rt: Runtime, status_code: int, notice: BilingualNotice, lang: str | 
 
 
 def _limited(request: Request, rt: Runtime) -> Response | None:
-    ip = request.client.host if request.client else "unknown"
-    if _limiter(request).allow(ip):
+    if not resident_pages.limited(request, "csat_limiter", REQUESTS_PER_MINUTE, BURST):
         return None
     response = _notice(rt, 429, "limited")
     response.headers["Retry-After"] = "60"

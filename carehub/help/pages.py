@@ -11,13 +11,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from carehub import resident_pages
 from carehub.agents.auth import RuntimeDep
-from carehub.chat.limits import RateLimiter
 from carehub.clock import utcnow
 from carehub.help import repository, search, service
 from carehub.help.endpoints import public_url
 from carehub.help.page_text import LANGUAGES, TEXT, topic_name
 from carehub.messaging.dates import long_date
+from carehub.resident_pages import PLAIN_PAGE_HEADERS
 from carehub.runtime import Runtime
 from carehub.same_site import cross_site
 from carehub.static_assets import asset_response, cached_asset
@@ -27,15 +28,10 @@ router = APIRouter(prefix="/help", include_in_schema=False)
 REQUESTS_PER_MINUTE = 120  # per client IP, every help page: generous, residents click around
 BURST = 60
 SUGGESTIONS = 3
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 # Articles, topics and the front page are the same for everyone: shared caches may keep them a minute.
-CACHEABLE = {**PAGE_HEADERS, "Cache-Control": "public, max-age=60", "Vary": "Accept-Language"}
+CACHEABLE = {**PLAIN_PAGE_HEADERS, "Cache-Control": "public, max-age=60", "Vary": "Accept-Language"}
 # Search pages carry what the resident typed (personal details, sometimes): never kept by a cache.
-PRIVATE = {**PAGE_HEADERS, "Cache-Control": "no-store"}
+PRIVATE = {**PLAIN_PAGE_HEADERS, "Cache-Control": "no-store"}
 
 
 def _language(request: Request) -> str:
@@ -44,14 +40,6 @@ def _language(request: Request) -> str:
         return asked
     accept = request.headers.get("accept-language", "").strip().lower()
     return "fr" if accept.startswith("fr") else "en"
-
-
-def _limited(request: Request) -> bool:
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, "help_limiter", None)
-    if limiter is None:
-        limiter = state.help_limiter = RateLimiter(REQUESTS_PER_MINUTE, burst=BURST)
-    return not limiter.allow(request.client.host if request.client else "unknown")
 
 
 def _href(path: str, lang: str) -> str:
@@ -108,6 +96,10 @@ def _card(row: Any, lang: str) -> dict[str, str]:
         "href": _href(f"/help/{row.key}", row.language),
         "lang": row.language,
     }
+
+
+def _limited(request: Request) -> bool:
+    return resident_pages.limited(request, "help_limiter", REQUESTS_PER_MINUTE, BURST)
 
 
 @router.get("/help.css")

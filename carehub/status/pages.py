@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from carehub import resident_pages
 from carehub.agents.auth import RuntimeDep
-from carehub.chat.limits import RateLimiter
 from carehub.clock import utcnow
+from carehub.resident_pages import PRIVATE_LINK_HEADERS
 from carehub.routing.arrival import route_soon
 from carehub.runtime import Runtime
 from carehub.same_site import cross_site
@@ -34,23 +35,6 @@ REQUESTS_PER_MINUTE = 30
 BURST = 10
 MAX_FORM_BYTES = 16 * 1024  # 2,000 characters, form-encoded, with room to spare
 BODY_PREFIX_LIMITS = {links.PATH: MAX_FORM_BYTES}
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    # The token is in the URL: never hand it to another site in a Referer. (Not no-referrer: with it, browsers
-    # send "Origin: null" on the page's own form, which would look cross-site; see carehub/csat/endpoints.py.)
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex",
-}
-
-
-def _limited(request: Request) -> bool:
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, "status_page_limiter", None)
-    if limiter is None:
-        limiter = state.status_page_limiter = RateLimiter(REQUESTS_PER_MINUTE, burst=BURST)
-    return not limiter.allow(request.client.host if request.client else "unknown")
 
 
 def _asked_language(request: Request) -> str | None:
@@ -64,7 +48,7 @@ def _asked_language(request: Request) -> str | None:
 
 def _page(rt: Runtime, template: str, status_code: int, **context: Any) -> HTMLResponse:
     html = rt.templates.env.get_template(f"status/{template}").render(city_name=rt.settings.city_name, **context)
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=PRIVATE_LINK_HEADERS)
 
 
 def _notice(rt: Runtime, status_code: int, notice: Notice, lang: str | None) -> HTMLResponse:
@@ -124,6 +108,10 @@ def _status_page(
         error=error,
         max_chars=service.MAX_MESSAGE_CHARS,
     )
+
+
+def _limited(request: Request) -> bool:
+    return resident_pages.limited(request, "status_page_limiter", REQUESTS_PER_MINUTE, BURST)
 
 
 @router.get("/status.css")

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from carehub import resident_pages
 from carehub.agents.auth import RuntimeDep
 from carehub.chat.service import mask
 from carehub.clock import utcnow
@@ -166,7 +167,7 @@ async def subscribe(request: Request, rt: RuntimeDep) -> Response:
         if checked is None:
             return await _form_page(rt, tx.conn, lang, entered, errors)
         addresses = [(c, a) for c, a in ((ChannelKind.SMS, checked.phone), (ChannelKind.EMAIL, checked.email)) if a]
-        per_address = pages.limiter(request, "alerts_address_limiter", SENDS_PER_MINUTE, SEND_BURST)
+        per_address = resident_pages.limiter(request, "alerts_address_limiter", SENDS_PER_MINUTE, SEND_BURST)
         allowed = [per_address.allow(pair) for pair in addresses]  # each address spends its own token
         if not all(allowed):
             return pages.notice(rt, request, lang, "limited", 429)

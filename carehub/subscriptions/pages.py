@@ -10,9 +10,10 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from carehub.chat.limits import RateLimiter
+from carehub import resident_pages
 from carehub.chat.service import mask
 from carehub.problems import problem_response
+from carehub.resident_pages import PRIVATE_LINK_HEADERS
 from carehub.runtime import Runtime
 from carehub.subscriptions import places, tokens
 from carehub.subscriptions import repository as subs
@@ -22,23 +23,6 @@ from channels.base import ChannelKind
 
 REQUESTS_PER_MINUTE = 60  # per client IP, every alerts page
 BURST = 30
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",  # the links carry tokens: never hand them to another site
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex",
-}
-
-
-def limiter(request: Request, name: str, per_minute: int, burst: int) -> RateLimiter:
-    """One limiter per app (per replica) and purpose, made on first use."""
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, name, None)
-    if limiter is None:
-        limiter = RateLimiter(per_minute, burst=burst)
-        setattr(state, name, limiter)
-    return limiter
 
 
 def lang(request: Request) -> str:
@@ -50,7 +34,7 @@ def page(rt: Runtime, template: str, lang: str, status_code: int = 200, **contex
     html = rt.templates.env.get_template(f"alerts_public/{template}").render(
         city_name=rt.settings.city_name, lang=lang, t=t, **context
     )
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=PRIVATE_LINK_HEADERS)
 
 
 def notice(rt: Runtime, request: Request, lang: str, key: str, status_code: int) -> Response:
@@ -64,12 +48,8 @@ def notice(rt: Runtime, request: Request, lang: str, key: str, status_code: int)
     return response
 
 
-def client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def limited(request: Request) -> bool:
-    return not limiter(request, "alerts_ip_limiter", REQUESTS_PER_MINUTE, BURST).allow(client(request))
+    return resident_pages.limited(request, "alerts_ip_limiter", REQUESTS_PER_MINUTE, BURST)
 
 
 def switch_url(path: str, lang: str, **query: str) -> str:
