@@ -1,7 +1,8 @@
 # carehub developer entry points; CI (.ci/run) calls the same targets, so what passes here passes there.
 #
 #   make dev     start the embedded all-in-one hub (SQLite, in-process delivery); HOST=… PORT=… to override
-#   make test    start local Redis + PostgreSQL (and install Chromium) if needed, then pytest; PYTEST_ARGS=… to pass on
+#   make test    start local Redis + PostgreSQL (and install Chromium) if needed, then pytest in TEST_WORKERS parallel
+#                processes (pytest-xdist); PYTEST_ARGS=… to pass on
 #   make check   ruff lint, ruff format check, mypy --strict
 #   make bench   run the benchmarks in bench/ (needs Redis + PostgreSQL, started like for tests); BENCH_ARGS=… to pass on
 #   make bootstrap   only install the pinned uv into .tools/ and sync .venv from uv.lock (the others do it first)
@@ -23,6 +24,9 @@ PY_DIRS := $(wildcard carehub channels workers tests bench)
 HOST ?=
 PORT ?=
 PYTEST_ARGS ?=
+# Most tests wait (on sockets, timers, other processes) more than they compute: three workers on two cores halve the
+# suite's time (each worker has its own PostgreSQL database, Redis DB index and pub/sub prefix).
+TEST_WORKERS ?= 3
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := bootstrap
@@ -43,7 +47,7 @@ dev: bootstrap
 test: bootstrap
 	scripts/services-up
 	scripts/browser-up
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 check: bootstrap
 	$(BIN)/ruff check $(PY_DIRS)

@@ -77,6 +77,9 @@ def hub_settings(database_url: str, twilio_base: str, **overrides: object) -> Se
         "twilio_timeout_seconds": 2.0,
         "smtp_timeout_seconds": 0.25,
         "webhook_timeout_seconds": 2.0,
+        # Pub/sub ignores the Redis DB index: this run's hubs listen on channels of their own (parallel runs and
+        # pytest-xdist workers share one Redis).
+        "realtime_prefix": f"carehub-test-{stores.RUN_ID}",
         "delivery_backoff_seconds": 0.05,
         "delivery_backoff_max_seconds": 0.2,
         "sweep_interval_seconds": 1,

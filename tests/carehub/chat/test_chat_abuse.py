@@ -55,6 +55,7 @@ async def test_the_city_website_may_open_the_chat(live: LiveHub) -> None:
         "made-up",
         tokens.issue("another hub's secret", tokens.new_key(), utcnow().replace(year=utcnow().year + 1)),
     ],
+    ids=["made-up", "another-hubs"],  # stable names: the token itself is random (parallel workers must agree)
 )
 async def test_a_forged_or_unknown_token_is_refused(live: LiveHub, token: str) -> None:
     hello = json.dumps({"type": "hello", "token": token, "last_seq": 0})
