@@ -12,20 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import random
-import statistics
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench import _machine, _stores
+from bench import _machine, _stores, _timing
+from bench._timing import Figure, Timed, figure, table
 from carehub.clock import utcnow
 from carehub.db import create_engine
 from carehub.help import search, service
@@ -59,20 +59,6 @@ DETAILS_FR = [
     "Renseignez-vous au comptoir de l'hôtel de ville, One The Esplanade.",
     "Consultez la carte de la Ville pour les limites de votre secteur.",
 ]
-
-
-@dataclass
-class Figure:
-    store: str
-    case: str
-    runs: int
-    p50_ms: float
-    p95_ms: float
-    target_ms: float | None
-
-    @property
-    def met(self) -> bool | None:
-        return None if self.target_ms is None else self.p95_ms < self.target_ms
 
 
 def articles(count: int) -> list[service.ArticleDraft]:
@@ -116,7 +102,7 @@ async def load(engine: AsyncEngine, drafts: list[service.ArticleDraft], vectors:
             await service.publish(conn, article_id, None, now)
 
 
-async def measure(
+async def measure_store(
     store: str, url: str, drafts: list[service.ArticleDraft], vectors: list[bytes], runs: int
 ) -> list[Figure]:
     engine = create_engine(Settings(_env_file=None, database_url=url))
@@ -128,33 +114,35 @@ async def measure(
         questions = json.loads((FIXTURES / "questions.json").read_text(encoding="utf-8"))
         figures = []
         for mode in (search.Mode.FULL_TEXT, search.Mode.HYBRID):
-            for q in questions[:10]:  # warm-up: caches, the vector matrix, the query plan
-                await search.search(engine, q["q"], q["lang"], mode=mode)
-            times = []
-            for i in range(runs):
-                q = questions[i % len(questions)]
-                start = time.perf_counter()
-                await search.search(engine, q["q"], q["lang"], limit=10, mode=mode)
-                times.append((time.perf_counter() - start) * 1000)
+
+            async def searched(question: dict[str, str], mode: search.Mode = mode) -> None:
+                await search.search(engine, question["q"], question["lang"], limit=10, mode=mode)
+
+            # Warm-up (caches, the vector matrix, the query plan) on the first questions, then every one in turn.
+            times = await _timing.measure(_cycling(questions, searched), runs, warmup=10)
             name = "full-text query alone" if mode is search.Mode.FULL_TEXT else "hybrid (query embedding included)"
-            target = TARGET_P95_MS if mode is search.Mode.HYBRID else None
-            figures.append(Figure(store, name, runs, statistics.median(times), _p95(times), target))
+            figures.append(figure(store, name, times, TARGET_P95_MS if mode is search.Mode.HYBRID else None))
         encoder = load_encoder()
         assert encoder is not None
-        times = []
-        for i in range(runs):
-            q = questions[i % len(questions)]
-            start = time.perf_counter()
-            await search.embed(encoder, [q["q"]])
-            times.append((time.perf_counter() - start) * 1000)
-        figures.append(Figure(store, "query embedding alone", runs, statistics.median(times), _p95(times), None))
+
+        async def embedded(question: dict[str, str]) -> None:
+            await search.embed(encoder, [question["q"]])
+
+        times = await _timing.measure(_cycling(questions, embedded), runs, warmup=0)
+        figures.append(figure(store, "query embedding alone", times, None))
         return figures
     finally:
         await engine.dispose()
 
 
-def _p95(times: list[float]) -> float:
-    return statistics.quantiles(times, n=20, method="inclusive")[18]
+def _cycling(questions: list[dict[str, str]], call: Callable[[dict[str, str]], Awaitable[None]]) -> Timed:
+    """A call with each fixture question in turn."""
+    asked = itertools.cycle(questions)
+
+    async def next_question() -> None:
+        await call(next(asked))
+
+    return next_question
 
 
 def article_vectors(encoder: Encoder, drafts: list[service.ArticleDraft]) -> list[bytes]:
@@ -182,10 +170,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def summary_text(figures: list[Figure]) -> str:
-    lines = [f"{'store':<11}{'case':<36}{'runs':>6}{'p50 ms':>10}{'p95 ms':>10}  target p95"]
-    for fig in figures:
-        target = "" if fig.target_ms is None else f"< {fig.target_ms:.0f} ms: " + ("met" if fig.met else "MISSED")
-        lines.append(f"{fig.store:<11}{fig.case:<36}{fig.runs:>6}{fig.p50_ms:>10.2f}{fig.p95_ms:>10.2f}  {target}")
+    lines = table(figures, 36)
     by_store: dict[str, dict[str, Figure]] = {}
     for fig in figures:
         by_store.setdefault(fig.store, {})[fig.case.split()[0]] = fig
@@ -213,12 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{tmp}/help.db"
             upgrade(Settings(_env_file=None, database_url=url))
-            figures += asyncio.run(measure("sqlite", url, drafts, vectors, args.runs))
+            figures += asyncio.run(measure_store("sqlite", url, drafts, vectors, args.runs))
     if args.store in ("postgresql", "both"):
         with _stores.postgres_database() as name:
             url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
             upgrade(Settings(_env_file=None, database_url=url))
-            figures += asyncio.run(measure("postgresql", url, drafts, vectors, args.runs))
+            figures += asyncio.run(measure_store("postgresql", url, drafts, vectors, args.runs))
             server["postgresql"] = str(_stores.pg_scalar("postgres", "SHOW server_version"))
     result = {
         "benchmark": "help_search",

@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import threading
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import _machine, _queue_data, _stores
+from bench._timing import Figure, Timed, figure, measure, table
 from carehub.agents import repository as agents
 from carehub.agents import sessions
 from carehub.agents.auth import SESSION_COOKIE, CurrentAgent
@@ -45,41 +43,6 @@ SUPERVISOR_ID = 1
 ACTIVE = [s.value for s in ACTIVE_TICKET_STATUSES]
 # From common (a topic most tickets of one kind mention) to rare (a made-up word from the end of the vocabulary).
 SEARCH_TERMS = ("pothole", "water main", "councillor", _queue_data.vocabulary()[-1])
-
-Timed = Callable[[], Awaitable[object]]
-
-
-@dataclass
-class Figure:
-    store: str
-    case: str
-    runs: int
-    p50_ms: float
-    p95_ms: float
-    target_ms: float | None
-
-    @property
-    def met(self) -> bool | None:
-        return None if self.target_ms is None else self.p95_ms < self.target_ms
-
-
-async def measure(fn: Timed, runs: int, budget_s: float, warmup: int = 1) -> list[float]:
-    """Wall milliseconds of up to `runs` calls, stopping early once `budget_s` is spent (slow cases)."""
-    for _ in range(warmup):
-        await fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < runs and (not times or time.perf_counter() < deadline):
-        started = time.perf_counter()
-        await fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
-def figure(store: str, case: str, times: list[float], target: float | None) -> Figure:
-    ordered = sorted(times)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return Figure(store, case, len(times), round(statistics.median(ordered), 2), round(p95, 2), target)
 
 
 async def current_agent(conn: AsyncConnection, agent_id: int) -> CurrentAgent:
@@ -203,11 +166,7 @@ async def measure_http(
 
 
 def summary_text(figures: list[Figure]) -> str:
-    lines = [f"{'store':<11}{'case':<78}{'runs':>6}{'p50 ms':>10}{'p95 ms':>10}  target p95"]
-    for fig in figures:
-        target = "" if fig.target_ms is None else f"< {fig.target_ms:.0f} ms: " + ("met" if fig.met else "MISSED")
-        lines.append(f"{fig.store:<11}{fig.case:<78}{fig.runs:>6}{fig.p50_ms:>10.2f}{fig.p95_ms:>10.2f}  {target}")
-    return "\n".join(lines)
+    return "\n".join(table(figures, 78))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -7,7 +7,6 @@ Supervisors, communications staff and admins (the API's writers) use these pages
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -39,7 +38,6 @@ DONE = {
     "published": "Published: residents find it on the help pages and in search.",
     "archived": "Archived: it is off the help pages and out of search, and can be published again.",
 }
-TOPIC = re.compile(r"^[a-z0-9-]{2,64}$")
 FIELDS = ("key", "language", "title", "summary", "topic", "keywords", "related_services", "review_due", "body")
 Summary = list[tuple[str, str]]  # (id of the field to fix, what is wrong)
 
@@ -239,12 +237,12 @@ def _from_problem(problem: Problem) -> FormProblems:
 
 def _checked(typed: ArticleForm, stored: ArticleForm | None) -> dict[str, Any]:
     """The API's values, every problem the form can see reported at once (the key and topic patterns are checked
-    here too: the API checks the key only after the rest, and its topic pattern is not enforced by SQLModel)."""
+    here first, in words a writer understands, ahead of the models' pattern messages)."""
     summary: Summary = []
     new = stored is None
     if new and not api.KEY.match(typed.key):
         summary.append(("key", "Key: lower-case letters, digits and single hyphens (it is the public address)."))
-    if not TOPIC.match(typed.topic):
+    if not api.TOPIC.match(typed.topic):
         summary.append(("topic", "Topic: lower-case letters, digits and hyphens."))
     try:
         values = typed.values()

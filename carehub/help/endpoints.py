@@ -25,7 +25,8 @@ Reader = Annotated[CurrentAgent, Depends(require_role(*Role))]
 ARTICLES = repository.ARTICLES
 KEY = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 Language = Annotated[str, StringConstraints(pattern="^(en|fr)$")]
-Topic = Annotated[str, StringConstraints(min_length=2, max_length=64, pattern="^[a-z0-9-]+$")]
+TOPIC = re.compile(r"^[a-z0-9-]{2,64}$")
+Topic = Annotated[str, StringConstraints(pattern=TOPIC.pattern)]
 
 
 class ArticleCreate(SQLModel):

@@ -69,11 +69,11 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         if message.type != "error" or url.endswith("/favicon.ico"):  # the demo page has no icon
             return
         refused_form = url.endswith("/console/login") or any(
-            part in url for part in ("/csat/", "/alerts/", "/console/help")
+            part in url for part in ("/csat/", "/alerts/", "/console/help", "/s/")
         )
         if refused_form and message.text.startswith("Failed to load resource"):
-            # A refused sign-in (401, 429), survey answer, alerts or help article form (422) answers its form so;
-            # Chromium reports a load error.
+            # A refused sign-in (401, 429), survey answer, alerts, help article or status page form (422), or a dead
+            # status link (404), answers with a page; Chromium reports a load error.
             return
         problems.append(f"console: {message.text} ({url})")
 

@@ -5,10 +5,8 @@ reflows without sideways scrolling at 320 CSS pixels (what 400% zoom leaves of a
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, expect
+from playwright.async_api import Page, expect
 
 from carehub.status import links
 from tests.browser.accessibility import assert_accessible
@@ -17,34 +15,6 @@ from tests.support.live import LiveHub
 from tests.support.twilio import text_hub
 
 LINK = re.compile(r"/s/[A-Za-z0-9_-]{22}")
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """As the shared fixture, but a refused form (422) and a dead link (404) are answers here, not errors."""
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="en-CA", timezone_id="America/Toronto"
-    )
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        url = message.location.get("url", "")
-        if message.type != "error" or url.endswith("/favicon.ico"):
-            return
-        if "/s/" in url and message.text.startswith("Failed to load resource"):
-            return
-        problems.append(f"console: {message.text} ({url})")
-
-    def on_page_error(error: Error) -> None:
-        problems.append(f"page error: {error.message}")
-
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    yield page
-    await context.close()
-    assert not problems, "\n".join(problems)
 
 
 async def status_path(live: LiveHub, fake_twilio: FakeTwilioApi) -> str:
